@@ -1,0 +1,34 @@
+"""Settings read from the environment. One place, so every face sees the same values."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    public_url: str
+    keys_dir: Path
+    workflows_dir: Path
+    paper: str  # "F4" (office default, 215 x 330 mm) or "A4"
+    tsa_url: str | None  # None: the in-process development TSA under keys_dir
+
+
+def get_settings() -> Settings:
+    default_db = f"sqlite:///{PROJECT_ROOT / 'var' / 'suratdesa.db'}"
+    paper = os.environ.get("SURATDESA_PAPER", "F4").upper()
+    if paper not in ("F4", "A4"):
+        raise ValueError(f"SURATDESA_PAPER must be F4 or A4, not {paper!r}")
+    return Settings(
+        database_url=os.environ.get("SURATDESA_DATABASE_URL", default_db),
+        public_url=os.environ.get("SURATDESA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        keys_dir=Path(os.environ.get("SURATDESA_KEYS_DIR", PROJECT_ROOT / "keys" / "dev")),
+        workflows_dir=Path(os.environ.get("SURATDESA_WORKFLOWS_DIR", PROJECT_ROOT / "workflows")),
+        paper=paper,
+        tsa_url=os.environ.get("SURATDESA_TSA_URL") or None,
+    )
