@@ -1,0 +1,26 @@
+"""Errors the core raises; each face maps them to its own answer (HTTP status, exit code).
+Messages are Indonesian because they reach the person who made the mistake."""
+
+from __future__ import annotations
+
+
+class SuratDesaError(Exception):
+    """Base class; `str(error)` is a message fit to show the user."""
+
+
+class InvalidInput(SuratDesaError):
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class NotFound(SuratDesaError):
+    pass
+
+
+class Forbidden(SuratDesaError):
+    pass
+
+
+class Conflict(SuratDesaError):
+    """The request moved on since the caller read it (stale version, or already acted on)."""

@@ -1,0 +1,224 @@
+"""SQLAlchemy 2 models: the registry of villages, residents, users, requests, letters and the
+append-only audit log. Schema changes go through Alembic (engine/migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, also on SQLite (which stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class District(Base):
+    __tablename__ = "districts"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)  # "33.11.01"
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Village(Base):
+    __tablename__ = "villages"
+    code: Mapped[str] = mapped_column(String(13), primary_key=True)  # "33.11.01.2001"
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))  # "desa" | "kelurahan"
+    district_code: Mapped[str] = mapped_column(ForeignKey("districts.code"))
+    postal_code: Mapped[str] = mapped_column(String(5))
+    address: Mapped[str] = mapped_column(String(200), default="")
+    district: Mapped[District] = relationship(lazy="joined")
+
+    @property
+    def head_title(self) -> str:
+        return "Kepala Desa" if self.kind == "desa" else "Lurah"
+
+    @property
+    def kind_label(self) -> str:
+        return "DESA" if self.kind == "desa" else "KELURAHAN"
+
+
+class Resident(Base):
+    __tablename__ = "residents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nik: Mapped[str] = mapped_column(String(16), unique=True)
+    kk: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    birth_place: Mapped[str] = mapped_column(String(80))
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))  # "L" | "P"
+    religion: Mapped[str] = mapped_column(String(30))
+    marital_status: Mapped[str] = mapped_column(String(30))
+    occupation: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(200))
+    rt: Mapped[str] = mapped_column(String(3))
+    rw: Mapped[str] = mapped_column(String(3))
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)
+    alive: Mapped[bool] = mapped_column(Boolean, default=True)
+    died_on: Mapped[date | None] = mapped_column(Date)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    full_name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))  # operator|kasi|sekdes|head|admin
+    village_code: Mapped[str | None] = mapped_column(ForeignKey("villages.code"))  # None: admin
+    nip: Mapped[str | None] = mapped_column(String(18))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The signer's PKCS#12, encrypted with a passphrase that is never stored.
+    signer_p12: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signer_cert_pem: Mapped[str | None] = mapped_column(Text)
+    signer_not_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    village: Mapped[Village | None] = relationship(lazy="joined")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class LetterRequest(Base):
+    __tablename__ = "requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"))
+    workflow_id: Mapped[str] = mapped_column(String(80))
+    workflow_version: Mapped[int] = mapped_column(Integer)
+    workflow_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(40))
+    subjects: Mapped[dict] = mapped_column(JSON)  # subject role -> NIK
+    data: Mapped[dict] = mapped_column(JSON)  # field name -> value as typed by the user (JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic concurrency
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    letter: Mapped[Letter | None] = relationship(back_populates="request", uselist=False)
+
+    __table_args__ = (Index("ix_requests_village_state", "village_code", "state", "updated_at"),)
+
+
+class NumberSequence(Base):
+    """Last sequence number used per village x classification x year. Its row lock serializes
+    numbering, and because it is updated in the issuing transaction a rollback returns the
+    number: no gaps, no duplicates."""
+
+    __tablename__ = "number_sequences"
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), primary_key=True)
+    classification: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Letter(Base):
+    __tablename__ = "letters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), unique=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"))
+    workflow_id: Mapped[str] = mapped_column(String(80))
+    title: Mapped[str] = mapped_column(String(120))
+    classification: Mapped[str] = mapped_column(String(20))
+    year: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    number: Mapped[str] = mapped_column(String(80), unique=True)
+    verify_code: Mapped[str] = mapped_column(String(40), unique=True)  # public, unguessable
+    subject_name: Mapped[str] = mapped_column(String(120))
+    subject_nik: Mapped[str] = mapped_column(String(16))
+    signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    signer_name: Mapped[str] = mapped_column(String(120))
+    signer_capacity: Mapped[str] = mapped_column(String(200))  # title lines as printed
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active|revoked
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[LetterRequest] = relationship(back_populates="letter")
+    village: Mapped[Village] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("village_code", "classification", "year", "seq", name="uq_letter_seq"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only (database triggers refuse UPDATE and DELETE) and hash-chained: each event's
+    hash covers its content and the previous event's hash, so any edit breaks the chain."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
+    from_state: Mapped[str | None] = mapped_column(String(40))
+    to_state: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """One row holding the hash of the newest audit event; locking it orders appends."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WorkflowSnapshot(Base):
+    """The exact YAML and template a request was started with, so a request keeps following the
+    workflow version it pinned even after the file on disk changes."""
+
+    __tablename__ = "workflow_snapshots"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    template_name: Mapped[str] = mapped_column(String(200))
+    template_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,138 @@
+"""Shared fixtures. The database under test is SQLite by default; set
+SURATDESA_TEST_DATABASE_URL to a PostgreSQL URL (e.g. postgresql+psycopg://postgres@127.0.0.1/test)
+to run the same tests there. Each test gets a fresh database cloned from a template that was
+migrated and seeded once per session (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine.bootstrap import DEMO_PASSPHRASE, DemoLogins, seed_demo
+from engine.config import PROJECT_ROOT, Settings
+from engine.db import session_factory, transaction
+from engine.migrate import upgrade
+from engine.pki import init_pki
+from suratdesa.services import Services
+
+PG_URL = os.environ.get("SURATDESA_TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(path: str) -> str:
+    """A tool a test needs: skip with the reason on a developer machine, fail in CI."""
+    found = shutil.which(path)
+    if found:
+        return found
+    if IN_CI:
+        pytest.fail(f"{path} is required in CI but not installed")
+    pytest.skip(f"{path} not installed")
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys")
+    init_pki(path)
+    return path
+
+
+@dataclass
+class DbTemplate:
+    url: str
+    logins: DemoLogins
+
+
+def _admin_engine(url: str):
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def _dispose(url: str) -> None:
+    session_factory(url).kw["bind"].dispose()
+
+
+@pytest.fixture(scope="session")
+def db_template(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator[DbTemplate]:
+    if PG_URL:
+        name = f"sd_tmpl_{uuid.uuid4().hex[:10]}"
+        admin = _admin_engine(PG_URL)
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'template.db'}"
+    upgrade(url)
+    with transaction(session_factory(url)) as session:
+        logins = seed_demo(session, keys_dir)
+    _dispose(url)
+    if not PG_URL:
+        con = sqlite3.connect(url.removeprefix("sqlite:///"))
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+    yield DbTemplate(url, logins)
+    if PG_URL:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_url(db_template: DbTemplate, tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        name = f"sd_test_{uuid.uuid4().hex[:10]}"
+        admin = _admin_engine(PG_URL)
+        tmpl = make_url(db_template.url).database
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}"'))
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
+        _dispose(url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path / "test.db"
+        shutil.copyfile(db_template.url.removeprefix("sqlite:///"), path)
+        url = f"sqlite:///{path}"
+        yield url
+        _dispose(url)
+
+
+@pytest.fixture
+def settings(db_url: str, keys_dir: Path) -> Settings:
+    return Settings(
+        database_url=db_url,
+        public_url="http://testserver",
+        keys_dir=keys_dir,
+        workflows_dir=PROJECT_ROOT / "workflows",
+        paper="F4",
+        tsa_url=None,
+    )
+
+
+@pytest.fixture
+def services(settings: Settings) -> Services:
+    return Services.from_settings(settings)
+
+
+@pytest.fixture
+def logins(db_template: DbTemplate) -> DemoLogins:
+    return db_template.logins
+
+
+@pytest.fixture
+def passphrase() -> str:
+    return DEMO_PASSPHRASE
+
+
+def with_url(settings: Settings, **changes) -> Settings:
+    return replace(settings, **changes)
