@@ -1,0 +1,151 @@
+"""Reference data and accounts: the regency's villages, signer keys, and the demo."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import regions
+from engine.errors import InvalidInput
+from engine.models import District, Resident, User, Village
+from engine.nik import make_nik
+from engine.pki import init_pki, issue_signer
+from engine.users import create_user, issue_token
+
+
+def seed_regions(session: Session) -> int:
+    """Insert the 12 kecamatan and 167 villages of Sukoharjo; idempotent. Returns rows added."""
+    added = 0
+    have_d = set(session.scalars(select(District.code)))
+    for d in regions.districts():
+        if d.code not in have_d:
+            session.add(District(code=d.code, name=d.name))
+            added += 1
+    session.flush()
+    have_v = set(session.scalars(select(Village.code)))
+    for v in regions.villages():
+        if v.code not in have_v:
+            session.add(
+                Village(
+                    code=v.code,
+                    name=v.name,
+                    kind=v.kind,
+                    district_code=v.district_code,
+                    postal_code=v.postal_code,
+                    address=f"Jl. Raya {v.name}, Kec. {v.district_name}, Sukoharjo",
+                )
+            )
+            added += 1
+    session.flush()
+    return added
+
+
+def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str) -> None:
+    """Issue a certificate for a head and store its passphrase-encrypted PKCS#12."""
+    if user.village_code is None:
+        raise InvalidInput("Admin kabupaten tidak menandatangani surat desa.")
+    village = session.get(Village, user.village_code)
+    bundle = issue_signer(
+        keys_dir,
+        username=user.username,
+        full_name=user.full_name,
+        title=village.head_title,
+        village=f"{village.kind_label.title()} {village.name}",
+        passphrase=passphrase,
+    )
+    user.signer_p12 = bundle.p12
+    user.signer_cert_pem = bundle.cert_pem.decode()
+    user.signer_not_after = bundle.not_after
+    session.flush()
+
+
+# Clearly synthetic people: every family name is "Contoh" (Indonesian for "example").
+_MEN = ["Budi", "Agus", "Slamet", "Joko", "Bambang", "Hadi", "Eko", "Wahyu", "Teguh", "Sigit"]
+_WOMEN = ["Siti", "Sri", "Endang", "Wulan", "Rina", "Dewi", "Tri", "Yuni", "Ratna", "Lestari"]
+_JOBS = ["Petani", "Wiraswasta", "Karyawan Swasta", "Guru", "Pedagang", "Mengurus Rumah Tangga"]
+DEMO_VILLAGES = ("33.11.01.2001", "33.11.04.1001")  # Desa Grogol (Weru), Kelurahan Kenep
+DEMO_PASSWORD = "demo12345"
+DEMO_PASSPHRASE = "ttd-demo-2026"
+
+
+def demo_residents(village: Village, count: int, *, seed: int) -> list[Resident]:
+    rnd = random.Random(seed)
+    prefix = village.district_code.replace(".", "")
+    people = []
+    for serial in range(1, count + 1):
+        sex = "L" if serial % 2 else "P"
+        born = date(rnd.randint(1950, 2005), rnd.randint(1, 12), rnd.randint(1, 28))
+        first = rnd.choice(_MEN if sex == "L" else _WOMEN)
+        people.append(
+            Resident(
+                nik=make_nik(prefix, born, sex, 9000 + serial),
+                kk=prefix + f"{seed % 100:02d}0101{serial:04d}",
+                name=f"{first} Contoh {serial}",
+                birth_place="Sukoharjo",
+                birth_date=born,
+                sex=sex,
+                religion="Islam",
+                marital_status="Kawin" if born.year < 1995 else "Belum Kawin",
+                occupation=rnd.choice(_JOBS),
+                address=f"Dusun Contoh {serial % 5 + 1}",
+                rt=f"{serial % 7 + 1:03d}",
+                rw=f"{serial % 3 + 1:03d}",
+                village_code=village.code,
+                alive=True,
+            )
+        )
+    return people
+
+
+@dataclass
+class DemoLogins:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # user, role, village, token
+    sample_niks: dict[str, list[str]] = field(default_factory=dict)
+
+
+def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
+    """Demo villages, staff of each role, a signer key per head and synthetic residents.
+    Idempotent; every run prints fresh API tokens (older ones stay valid)."""
+    init_pki(keys_dir)
+    seed_regions(session)
+    logins = DemoLogins()
+    for index, code in enumerate(DEMO_VILLAGES):
+        village = session.get(Village, code)
+        slug = village.name.lower()
+        if session.scalar(select(Resident.id).where(Resident.village_code == code)) is None:
+            session.add_all(demo_residents(village, 20, seed=index + 1))
+        staff = [
+            ("operator", f"Operator {village.name}"),
+            ("kasi", f"Kasi Pelayanan {village.name}"),
+            ("sekdes", f"Sekretaris {village.name}"),
+            ("head", f"Kepala {village.name} (Contoh)"),
+        ]
+        for role, name in staff:
+            username = f"{role}.{slug}"
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                nip = "197001012000031001" if role == "head" and village.kind == "kelurahan" else None
+                user = create_user(
+                    session,
+                    username=username,
+                    full_name=name,
+                    role=role,
+                    village_code=code,
+                    nip=nip,
+                    password=DEMO_PASSWORD,
+                )
+            if role == "head" and user.signer_p12 is None:
+                enroll_signer(session, keys_dir, user, DEMO_PASSPHRASE)
+            logins.rows.append((username, role, f"{village.kind_label} {village.name}", issue_token(session, user)))
+        session.flush()
+        logins.sample_niks[code] = list(
+            session.scalars(
+                select(Resident.nik).where(Resident.village_code == code).order_by(Resident.id).limit(4)
+            )
+        )
+    return logins

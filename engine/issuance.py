@@ -1,0 +1,300 @@
+"""Signing a request issues its letter: number + render + QR + PAdES sign + store, in ONE
+transaction. Any failure rolls everything back: no letter, no number used, the request still
+waiting for signature. A wrong passphrase is found before the transaction starts and is audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine import audit, numbering
+from engine.catalog import WorkflowCatalog
+from engine.config import Settings
+from engine.dates import WIB
+from engine.db import transaction
+from engine.errors import Conflict, Forbidden, InvalidInput, SuratDesaError
+from engine.letter_requests import load_for_actor, move
+from engine.models import Letter, LetterRequest, Resident, User, Village
+from engine.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
+from engine.residents import SEX_LABELS, full_address
+from engine.signing import LoadedSigner, WrongPassphrase, load_signer, make_timestamper, sign_letter
+from engine.statemachine import ISSUED, transition
+from engine.timeutil import now_utc
+from engine.users import Actor
+from engine.workflows import WorkflowSpec, format_number
+
+SIGN = "sign"
+
+
+def new_verify_code() -> str:
+    """160 random bits, base32 (A-Z2-7): unguessable, and QR alphanumeric-mode friendly."""
+    return base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+
+
+@dataclass
+class Stages:
+    """Seconds spent per stage of the last issuance (read by the benchmark)."""
+
+    number: float = 0.0
+    render: float = 0.0
+    sign: float = 0.0
+    store: float = 0.0
+
+
+@lru_cache(maxsize=4)
+def _timestamper(tsa_url: str | None, keys_dir: Path):
+    return make_timestamper(tsa_url, keys_dir)
+
+
+class Issuer:
+    """Issues letters for one process; holds the settings, the workflow catalog and the TSA."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        catalog: WorkflowCatalog,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.factory = factory
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self.stages = Stages()
+        # Test hook: called between signing and storing, to prove a crash there loses nothing.
+        self.before_store: Callable[[], None] | None = None
+
+    def unlock(self, actor: Actor, passphrase: str, *, request_id: int | None = None) -> LoadedSigner:
+        """Open the actor's signing key. A wrong passphrase is audited and signs nothing."""
+        with transaction(self.factory) as session:
+            user = session.get(User, actor.user_id)
+            if user is None or user.signer_p12 is None:
+                raise Forbidden("Anda belum memiliki sertifikat penandatangan.")
+            p12 = user.signer_p12
+        try:
+            return load_signer(p12, passphrase, keys_dir=self.settings.keys_dir)
+        except WrongPassphrase:
+            with transaction(self.factory) as session:
+                audit.append(
+                    session,
+                    actor_id=actor.user_id,
+                    actor=actor.username,
+                    role=actor.role,
+                    action="sign_failed",
+                    request_id=request_id,
+                    reason="kata sandi salah",
+                )
+            raise
+
+    def sign(self, actor: Actor, request_id: int, *, version: int, passphrase: str) -> Letter:
+        with transaction(self.factory) as session:
+            request = load_for_actor(session, actor, request_id)
+            spec = self.catalog.pinned(session, request)
+            transition(spec, request.state, SIGN, actor.role, None)  # fail fast before unlocking
+        signer = self.unlock(actor, passphrase, request_id=request_id)
+        return self.issue(actor, request_id, version=version, signer=signer)
+
+    def sign_many(
+        self, actor: Actor, requests: Sequence[tuple[int, int]], *, passphrase: str
+    ) -> list[Letter | SuratDesaError]:
+        """Batch signing with one passphrase entry: (request_id, version) pairs; one result each."""
+        signer = self.unlock(actor, passphrase)
+        results: list[Letter | SuratDesaError] = []
+        for request_id, version in requests:
+            try:
+                results.append(self.issue(actor, request_id, version=version, signer=signer))
+            except SuratDesaError as exc:
+                results.append(exc)
+        return results
+
+    def issue(self, actor: Actor, request_id: int, *, version: int, signer: LoadedSigner) -> Letter:
+        import time
+
+        with transaction(self.factory) as session:
+            request = load_for_actor(session, actor, request_id, lock=True)
+            if request.version != version:
+                raise Conflict(
+                    "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
+                )
+            spec = self.catalog.pinned(session, request)
+            target = transition(spec, request.state, SIGN, actor.role, None)
+            if target != ISSUED:
+                raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
+            issued_at = self.clock()
+            local = issued_at.astimezone(WIB)
+            village = session.get(Village, request.village_code)
+            signer_user = session.get(User, actor.user_id)
+            t0 = time.perf_counter()
+            seq = numbering.allocate(session, village.code, spec.classification, local.year)
+            number = format_number(
+                spec.number_format,
+                classification=spec.classification,
+                seq=seq,
+                village_code=village.code,
+                month=local.month,
+                year=local.year,
+            )
+            t1 = time.perf_counter()
+            code = new_verify_code()
+            content = letter_content(session, spec, request, village, signer_user, number, local.date())
+            pdf = render_letter(
+                spec.template_path,
+                content,
+                verify_url=f"{self.settings.public_url}/v/{code}",
+                paper=self.settings.paper,
+            )
+            t2 = time.perf_counter()
+            signed = sign_letter(
+                pdf,
+                signer,
+                _timestamper(self.settings.tsa_url, self.settings.keys_dir),
+                reason=f"{spec.title} Nomor {number}",
+                location=f"{village.kind_label.title()} {village.name}, Kabupaten Sukoharjo",
+            )
+            t3 = time.perf_counter()
+            if self.before_store is not None:
+                self.before_store()
+            subject_role = spec.subjects[0].name
+            subject = content.subjects[subject_role]
+            letter = Letter(
+                request_id=request.id,
+                village_code=village.code,
+                workflow_id=spec.id,
+                title=spec.title,
+                classification=spec.classification,
+                year=local.year,
+                seq=seq,
+                number=number,
+                verify_code=code,
+                subject_name=subject.name,
+                subject_nik=subject.nik,
+                signer_id=signer_user.id,
+                signer_name=signer_user.full_name,
+                signer_capacity=" / ".join(content.signer.title_lines),
+                issued_at=issued_at,
+                pdf=signed,
+                pdf_sha256=hashlib.sha256(signed).hexdigest(),
+                status="active",
+            )
+            session.add(letter)
+            session.flush()
+            apply_effects(session, spec, request)
+            move(
+                session,
+                actor,
+                request,
+                SIGN,
+                target,
+                version=version,
+                reason=None,
+                detail={"number": number, "letter_id": letter.id, "sha256": letter.pdf_sha256},
+            )
+            t4 = time.perf_counter()
+        self.stages = Stages(number=t1 - t0, render=t2 - t1, sign=t3 - t2, store=t4 - t3)
+        return letter
+
+    def preview(self, actor: Actor, request_id: int) -> bytes:
+        """The letter as it would read, watermarked DRAFT, with no number and no QR."""
+        with transaction(self.factory) as session:
+            request = load_for_actor(session, actor, request_id)
+            spec = self.catalog.pinned(session, request)
+            village = session.get(Village, request.village_code)
+            head = session.scalar(
+                select(User).where(User.village_code == village.code, User.role == "head")
+            )
+            content = letter_content(
+                session, spec, request, village, head, None, self.clock().astimezone(WIB).date()
+            )
+        return render_letter(
+            spec.template_path, content, verify_url=None, paper=self.settings.paper, draft=True
+        )
+
+
+def signer_title_lines(village: Village) -> tuple[str, ...]:
+    return (f"{village.head_title.upper()} {village.name.upper()}",)
+
+
+def letter_content(
+    session: Session,
+    spec: WorkflowSpec,
+    request: LetterRequest,
+    village: Village,
+    signer: User | None,
+    number: str | None,
+    issued_on: date,
+) -> LetterContent:
+    residents = {
+        r.nik: r
+        for r in session.scalars(
+            select(Resident).where(Resident.nik.in_(list(request.subjects.values())))
+        )
+    }
+    villages = {village.code: village}
+    for r in residents.values():
+        if r.village_code not in villages:
+            villages[r.village_code] = session.get(Village, r.village_code)
+    subjects = {
+        role: _person(residents[nik], villages[residents[nik].village_code])
+        for role, nik in request.subjects.items()
+    }
+    fields = spec.validate_data(request.data)
+    return LetterContent(
+        title=spec.title.upper(),
+        number=number,
+        village=VillageInfo(
+            code=village.code,
+            name=village.name,
+            kind=village.kind,
+            district_name=village.district.name,
+            address=village.address,
+            postal_code=village.postal_code,
+        ),
+        signer=SignerInfo(
+            title_lines=signer_title_lines(village),
+            name=signer.full_name if signer else "",
+            nip=signer.nip if signer else None,
+        ),
+        subjects=subjects,
+        subject_labels={s.name: s.label for s in spec.subjects},
+        fields=fields,
+        field_labels={f.name: f.label for f in spec.fields},
+        issued_on=issued_on,
+    )
+
+
+def _person(resident: Resident, village: Village) -> Person:
+    return Person(
+        name=resident.name,
+        nik=resident.nik,
+        birth_place=resident.birth_place,
+        birth_date=resident.birth_date,
+        sex=SEX_LABELS[resident.sex],
+        religion=resident.religion,
+        marital_status=resident.marital_status,
+        occupation=resident.occupation,
+        address=full_address(resident, village),
+    )
+
+
+def apply_effects(session: Session, spec: WorkflowSpec, request: LetterRequest) -> None:
+    fields = spec.validate_data(request.data)
+    for effect in spec.effects:
+        if effect.on_state != ISSUED or effect.kind != "mark_deceased":
+            continue
+        nik = request.subjects.get(effect.subject)
+        resident = session.scalar(select(Resident).where(Resident.nik == nik))
+        if resident is not None:
+            resident.alive = False
+            died = fields.get("date_of_death")
+            resident.died_on = died if isinstance(died, date) else None

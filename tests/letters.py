@@ -1,0 +1,119 @@
+"""Test helpers: drive requests through the API as the demo staff would, and inspect PDFs."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi.testclient import TestClient
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.general import SignatureCoverageLevel
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko_certvalidator import ValidationContext
+
+from engine.bootstrap import DemoLogins
+from engine.pki import load_root_ca
+from tests.conftest import require_tool
+
+GROGOL = "33.11.01.2001"
+KENEP = "33.11.04.1001"
+
+
+@dataclass
+class Staff:
+    client: TestClient
+    logins: DemoLogins
+
+    def headers(self, username: str) -> dict[str, str]:
+        token = next(row[3] for row in self.logins.rows if row[0] == username)
+        return {"Authorization": f"Bearer {token}"}
+
+    def post(self, username: str, path: str, body: dict):
+        return self.client.post(path, json=body, headers=self.headers(username))
+
+    def get(self, username: str, path: str):
+        return self.client.get(path, headers=self.headers(username))
+
+    def act(self, username: str, request: dict, action: str, **extra) -> dict:
+        r = self.post(
+            username,
+            f"/api/requests/{request['id']}/actions",
+            {"action": action, "version": request["version"], **extra},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def sign(self, username: str, request: dict, passphrase: str):
+        return self.post(
+            username,
+            f"/api/requests/{request['id']}/sign",
+            {"version": request["version"], "passphrase": passphrase},
+        )
+
+    def walk_to_signing(self, slug: str, request: dict) -> dict:
+        """Follow the request's steps from draft to the signing step with each step's role."""
+        while request["state"] != "signing":
+            role = {"draft": "operator"}.get(request["state"])
+            if role is None:
+                role = self.role_of(request)
+            action = "submit" if request["state"] == "draft" else "approve"
+            request = self.act(f"{role}.{slug}", request, action)
+        return request
+
+    def role_of(self, request: dict) -> str:
+        workflows = self.get("operator.grogol", "/api/workflows").json()
+        spec = next(w for w in workflows if w["id"] == request["workflow_id"])
+        return spec["steps"][request["state"]]["role"]
+
+
+def validate_signed_pdf(pdf: bytes, keys_dir: Path) -> PdfSignatureStatus:
+    root = asn1_x509.Certificate.load(load_root_ca(keys_dir).public_bytes(Encoding.DER))
+    reader = PdfFileReader(io.BytesIO(pdf))
+    assert len(reader.embedded_signatures) == 1
+    context = ValidationContext(trust_roots=[root], allow_fetching=False, revocation_mode="soft-fail")
+    return validate_pdf_signature(reader.embedded_signatures[0], context)
+
+
+def assert_certified_and_timestamped(pdf: bytes, keys_dir: Path) -> None:
+    from pyhanko.sign.fields import MDPPerm
+
+    status = validate_signed_pdf(pdf, keys_dir)
+    assert status.bottom_line, status.pretty_print_details()
+    assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    assert status.docmdp_level == MDPPerm.NO_CHANGES
+    assert status.timestamp_validity is not None and status.timestamp_validity.intact
+    assert status.timestamp_validity.valid
+    reader = PdfFileReader(io.BytesIO(pdf))
+    sig = reader.embedded_signatures[0]
+    assert sig.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+    assert "/DocMDP" in sig.sig_object["/Reference"][0]["/TransformMethod"]
+
+
+def pdfsig_report(pdf: bytes, tmp_path: Path) -> str:
+    pdfsig = require_tool("pdfsig")
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run([pdfsig, str(path)], capture_output=True, text=True, check=False).stdout
+
+
+def decode_qr(pdf: bytes) -> list[str]:
+    import pypdfium2
+    import zxingcpp
+
+    page = pypdfium2.PdfDocument(pdf)[0]
+    image = page.render(scale=200 / 72).to_pil()
+    return [r.text for r in zxingcpp.read_barcodes(image)]
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    pdftotext = require_tool("pdftotext")
+    path = tmp_path / "text.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(
+        [pdftotext, "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
