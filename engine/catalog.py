@@ -38,7 +38,7 @@ class WorkflowCatalog:
                     version=spec.version,
                     yaml_text=spec.source_path.read_text(encoding="utf-8"),
                     template_name=spec.template,
-                    template_text=spec.template_path.read_text(encoding="utf-8"),
+                    templates=dict(spec.template_sources),
                     created_at=now_utc(),
                 )
             )
@@ -58,9 +58,10 @@ class WorkflowCatalog:
 def _load_snapshot(snap: WorkflowSnapshot) -> WorkflowSpec:
     # The loader works on files (for file:line errors); re-materialise the pinned pair.
     root = Path(tempfile.mkdtemp(prefix=f"wf-{snap.sha256[:12]}-"))
-    template = root / snap.template_name
-    template.parent.mkdir(parents=True, exist_ok=True)
-    template.write_text(snap.template_text, encoding="utf-8")
+    folder = (root / snap.template_name).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in snap.templates.items():
+        (folder / name).write_text(text, encoding="utf-8")
     source = root / f"{snap.workflow_id}.yaml"
     source.write_text(snap.yaml_text, encoding="utf-8")
     return load_workflow(source)

@@ -219,6 +219,6 @@ class WorkflowSnapshot(Base):
     workflow_id: Mapped[str] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(Integer)
     yaml_text: Mapped[str] = mapped_column(Text)
-    template_name: Mapped[str] = mapped_column(String(200))
-    template_text: Mapped[str] = mapped_column(Text)
+    template_name: Mapped[str] = mapped_column(String(200))  # as written in the YAML
+    templates: Mapped[dict] = mapped_column(JSON)  # file name -> text, partials included
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

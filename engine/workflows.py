@@ -34,10 +34,13 @@ regency admin who edits workflows reads them.
 from __future__ import annotations
 
 import hashlib
+
+import jinja2
+import jinja2.meta
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
@@ -168,9 +171,12 @@ class WorkflowSpec:
     steps: Mapping[str, StepSpec]  # in file order (read-only)
     initial_state: str
     effects: tuple[EffectSpec, ...]
-    sha256: str  # hex, of the YAML bytes followed by the template bytes
+    sha256: str  # hex, of the YAML bytes followed by every template file it renders with
     source_path: Path
     description: str | None = None
+    # The template and the partials it extends/imports, by name relative to its folder:
+    # what a pinned request must keep to render exactly as it was approved.
+    template_sources: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 
     def step(self, state: str) -> StepSpec:
         try:
@@ -862,6 +868,7 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
         p, doc.get("effects"), doc.vline("effects"), set(steps) | TERMINAL_STATES, subject_map
     )
 
+    sources = template_bundle(template_path) if template_bytes else {}
     if p.items:
         return None, p.items
     return (
@@ -878,9 +885,10 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
             steps=MappingProxyType(steps),
             initial_state=initial,
             effects=effects,
-            sha256=hashlib.sha256(raw_bytes + template_bytes).hexdigest(),
+            sha256=_bundle_sha256(raw_bytes, sources),
             source_path=path.resolve(),
             description=description,
+            template_sources=MappingProxyType(sources),
         ),
         [],
     )
@@ -1056,3 +1064,33 @@ __all__ = [
     "workflow_json_schema",
     "workflow_problems",
 ]
+
+
+def template_bundle(template_path: Path) -> dict[str, str]:
+    """The template and every template it extends, includes or imports (recursively), by name
+    relative to the template's folder."""
+    folder = template_path.parent
+    env = jinja2.Environment()
+    found: dict[str, str] = {}
+    pending = [template_path.name]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        path = folder / name
+        if not path.is_file():
+            continue  # a missing partial is reported when the template is first rendered
+        found[name] = path.read_text(encoding="utf-8")
+        try:
+            refs = jinja2.meta.find_referenced_templates(env.parse(found[name]))
+        except jinja2.TemplateSyntaxError:
+            continue
+        pending.extend(ref for ref in refs if ref)
+    return dict(sorted(found.items()))
+
+
+def _bundle_sha256(yaml_bytes: bytes, sources: Mapping[str, str]) -> str:
+    digest = hashlib.sha256(yaml_bytes)
+    for name, text in sorted(sources.items()):
+        digest.update(b"\0" + name.encode() + b"\0" + text.encode("utf-8"))
+    return digest.hexdigest()

@@ -11,7 +11,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.general import SignatureCoverageLevel
+from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
@@ -85,11 +85,12 @@ def assert_certified_and_timestamped(pdf: bytes, keys_dir: Path) -> None:
     status = validate_signed_pdf(pdf, keys_dir)
     assert status.bottom_line, status.pretty_print_details()
     assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    assert status.docmdp_level == MDPPerm.NO_CHANGES
+    assert status.docmdp_ok
     assert status.timestamp_validity is not None and status.timestamp_validity.intact
     assert status.timestamp_validity.valid
     reader = PdfFileReader(io.BytesIO(pdf))
     sig = reader.embedded_signatures[0]
+    assert sig.docmdp_level == MDPPerm.NO_CHANGES  # a certification signature: no changes
     assert sig.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
     assert "/DocMDP" in sig.sig_object["/Reference"][0]["/TransformMethod"]
 

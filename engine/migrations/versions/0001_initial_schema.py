@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("yaml_text", sa.Text(), nullable=False),
         sa.Column("template_name", sa.String(length=200), nullable=False),
-        sa.Column("template_text", sa.Text(), nullable=False),
+        sa.Column("templates", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("sha256"),
     )
