@@ -168,9 +168,7 @@ def main() -> None:
         start_at = time.time() + 3.0  # every worker has unlocked its key and warmed up by then
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(args.workers) as pool:
-            results = pool.map_async(
-                worker, [(settings, v, work[v], start_at) for v in villages]
-            )
+            results = pool.map_async(worker, [(settings, v, work[v], start_at) for v in villages])
             stages = [s for part in results.get() for s in part]
             wall = time.time() - start_at
         ours_t, stock_t = baseline(settings, args.baseline_letters)
@@ -181,7 +179,8 @@ def main() -> None:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
     db = "PostgreSQL" if scratch else "SQLite"
     n = len(stages)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {db}")
+    cores = os.cpu_count()
+    print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, {db}")
     print(f"issued {n} letters with {args.workers} worker process(es) in {wall:.2f} s")
     print(f"end to end: {n / wall:6.1f} letters/s   (target >= 25 letters/s on 2 cores)")
     print("median per stage (one letter, inside its transaction):")

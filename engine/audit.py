@@ -62,7 +62,9 @@ def append(
     reason: str | None = None,
     detail: dict | None = None,
 ) -> AuditEvent:
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
     event = AuditEvent(
         id=head.last_id + 1,
         request_id=request_id,
@@ -105,7 +107,9 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
             break
         for ev in rows:
             if ev.id != expected_id:
-                return ChainReport(False, count, f"event {expected_id} is missing (next is {ev.id})")
+                return ChainReport(
+                    False, count, f"event {expected_id} is missing (next is {ev.id})"
+                )
             if ev.prev_hash != prev:
                 return ChainReport(False, count, f"event {ev.id}: prev_hash does not match")
             if event_hash(prev, ev) != ev.hash:

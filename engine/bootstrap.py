@@ -68,7 +68,11 @@ def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str)
 _MEN = ["Budi", "Agus", "Slamet", "Joko", "Bambang", "Hadi", "Eko", "Wahyu", "Teguh", "Sigit"]
 _WOMEN = ["Siti", "Sri", "Endang", "Wulan", "Rina", "Dewi", "Tri", "Yuni", "Ratna", "Lestari"]
 _JOBS = ["Petani", "Wiraswasta", "Karyawan Swasta", "Guru", "Pedagang", "Mengurus Rumah Tangga"]
-DEMO_VILLAGES = ("33.11.01.2001", "33.11.04.1001")  # Desa Grogol (Weru), Kelurahan Kenep
+DEMO_VILLAGES = ("33.11.01.2001", "33.11.04.1001")
+_STAFF_NAMES = (
+    ("Rina Contoh", "Agus Contoh", "Dwi Contoh", "Hartono Contoh"),
+    ("Yuni Contoh", "Slamet Contoh", "Ratna Contoh", "Sri Wahyuni Contoh"),
+)  # Desa Grogol (Weru), Kelurahan Kenep
 DEMO_PASSWORD = "demo12345"
 DEMO_PASSPHRASE = "ttd-demo-2026"
 
@@ -104,7 +108,9 @@ def demo_residents(village: Village, count: int, *, seed: int) -> list[Resident]
 
 @dataclass
 class DemoLogins:
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # user, role, village, token
+    rows: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # user, role, village, token
     sample_niks: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -119,17 +125,14 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
         slug = village.name.lower()
         if session.scalar(select(Resident.id).where(Resident.village_code == code)) is None:
             session.add_all(demo_residents(village, 20, seed=index + 1))
-        staff = [
-            ("operator", f"Operator {village.name}"),
-            ("kasi", f"Kasi Pelayanan {village.name}"),
-            ("sekdes", f"Sekretaris {village.name}"),
-            ("head", f"Kepala {village.name} (Contoh)"),
-        ]
+        staff = list(zip(("operator", "kasi", "sekdes", "head"), _STAFF_NAMES[index], strict=True))
         for role, name in staff:
             username = f"{role}.{slug}"
             user = session.scalar(select(User).where(User.username == username))
             if user is None:
-                nip = "197001012000031001" if role == "head" and village.kind == "kelurahan" else None
+                nip = (
+                    "197001012000031001" if role == "head" and village.kind == "kelurahan" else None
+                )
                 user = create_user(
                     session,
                     username=username,
@@ -141,11 +144,16 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
                 )
             if role == "head" and user.signer_p12 is None:
                 enroll_signer(session, keys_dir, user, DEMO_PASSPHRASE)
-            logins.rows.append((username, role, f"{village.kind_label} {village.name}", issue_token(session, user)))
+            logins.rows.append(
+                (username, role, f"{village.kind_label} {village.name}", issue_token(session, user))
+            )
         session.flush()
         logins.sample_niks[code] = list(
             session.scalars(
-                select(Resident.nik).where(Resident.village_code == code).order_by(Resident.id).limit(4)
+                select(Resident.nik)
+                .where(Resident.village_code == code)
+                .order_by(Resident.id)
+                .limit(4)
             )
         )
     return logins

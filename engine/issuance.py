@@ -75,7 +75,9 @@ class Issuer:
         # Test hook: called between signing and storing, to prove a crash there loses nothing.
         self.before_store: Callable[[], None] | None = None
 
-    def unlock(self, actor: Actor, passphrase: str, *, request_id: int | None = None) -> LoadedSigner:
+    def unlock(
+        self, actor: Actor, passphrase: str, *, request_id: int | None = None
+    ) -> LoadedSigner:
         """Open the actor's signing key. A wrong passphrase is audited and signs nothing."""
         with transaction(self.factory) as session:
             user = session.get(User, actor.user_id)
@@ -147,7 +149,9 @@ class Issuer:
             )
             t1 = time.perf_counter()
             code = new_verify_code()
-            content = letter_content(session, spec, request, village, signer_user, number, local.date())
+            content = letter_content(
+                session, spec, request, village, signer_user, number, local.date()
+            )
             pdf = render_letter(
                 spec.template_path,
                 content,

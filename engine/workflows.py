@@ -34,19 +34,19 @@ regency admin who edits workflows reads them.
 from __future__ import annotations
 
 import hashlib
-
-import jinja2
-import jinja2.meta
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+import jinja2
+import jinja2.meta
 import yaml
 
 from engine.nik import NikError, parse_nik, today_wib
@@ -176,7 +176,9 @@ class WorkflowSpec:
     description: str | None = None
     # The template and the partials it extends/imports, by name relative to its folder:
     # what a pinned request must keep to render exactly as it was approved.
-    template_sources: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
+    template_sources: Mapping[str, str] = dataclass_field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def step(self, state: str) -> StepSpec:
         try:

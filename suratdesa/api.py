@@ -152,13 +152,22 @@ def list_workflows(svc: ServicesDep, actor: ActorDep) -> list[dict[str, Any]]:
             "version": s.version,
             "title": s.title,
             "sha256": s.sha256,
-            "subjects": [{"name": x.name, "label": x.label, "required": x.required} for x in s.subjects],
+            "subjects": [
+                {"name": x.name, "label": x.label, "required": x.required} for x in s.subjects
+            ],
             "fields": [
-                {"name": f.name, "label": f.label, "type": f.type, "required": f.required,
-                 "options": list(f.options)}
+                {
+                    "name": f.name,
+                    "label": f.label,
+                    "type": f.type,
+                    "required": f.required,
+                    "options": list(f.options),
+                }
                 for f in s.fields
             ],
-            "steps": {n: {"role": st.role, "actions": dict(st.actions)} for n, st in s.steps.items()},
+            "steps": {
+                n: {"role": st.role, "actions": dict(st.actions)} for n, st in s.steps.items()
+            },
         }
         for s in svc.catalog.specs.values()
     ]
@@ -188,7 +197,9 @@ def get_resident(nik: str, svc: ServicesDep, actor: ActorDep) -> ResidentOut:
 @router.post("/requests", status_code=201)
 def post_request(body: CreateRequest, svc: ServicesDep, actor: ActorDep) -> RequestOut:
     with transaction(svc.factory) as session:
-        req = create_request(session, svc.catalog, actor, body.workflow_id, body.subjects, body.data)
+        req = create_request(
+            session, svc.catalog, actor, body.workflow_id, body.subjects, body.data
+        )
         return _request_out(svc, session, actor, req)
 
 
@@ -203,8 +214,13 @@ def list_requests(
         if state:
             query = query.where(LetterRequest.state == state)
         return [
-            {"id": r.id, "workflow_id": r.workflow_id, "state": r.state, "version": r.version,
-             "updated_at": r.updated_at.isoformat()}
+            {
+                "id": r.id,
+                "workflow_id": r.workflow_id,
+                "state": r.state,
+                "version": r.version,
+                "updated_at": r.updated_at.isoformat(),
+            }
             for r in session.scalars(query)
         ]
 
@@ -219,8 +235,14 @@ def get_request(request_id: int, svc: ServicesDep, actor: ActorDep) -> RequestOu
 def post_action(request_id: int, body: ActionIn, svc: ServicesDep, actor: ActorDep) -> RequestOut:
     with transaction(svc.factory) as session:
         req = act(
-            session, svc.catalog, actor, request_id, body.action,
-            version=body.version, reason=body.reason, data=body.data,
+            session,
+            svc.catalog,
+            actor,
+            request_id,
+            body.action,
+            version=body.version,
+            reason=body.reason,
+            data=body.data,
         )
         return _request_out(svc, session, actor, req)
 

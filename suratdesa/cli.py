@@ -51,7 +51,8 @@ def cmd_keys_issue_signer(args: argparse.Namespace) -> int:
     with transaction(session_factory(settings.database_url)) as session:
         user = get_user(session, args.user)
         enroll_signer(session, settings.keys_dir, user, passphrase)
-        print(f"Sertifikat penandatangan untuk {user.full_name} berlaku s.d. {user.signer_not_after:%Y-%m-%d}.")
+        until = f"{user.signer_not_after:%Y-%m-%d}"
+        print(f"Sertifikat penandatangan untuk {user.full_name} berlaku s.d. {until}.")
     return 0
 
 
@@ -137,8 +138,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from engine.registry import registry_lookup
     from engine.pki import load_trust_roots
+    from engine.registry import registry_lookup
     from engine.verification import verify_pdf
 
     settings = get_settings()
@@ -164,7 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_db_upgrade(args)
     with transaction(session_factory(settings.database_url)) as session:
         logins = seed_demo(session, settings.keys_dir)
-    print("\nDemo Surat Desa siap. Akun (kata sandi semua akun: %s):" % DEMO_PASSWORD)
+    print(f"\nDemo Surat Desa siap. Akun (kata sandi semua akun: {DEMO_PASSWORD}):")
     for username, role, village, token in logins.rows:
         print(f"  {username:22} {role:9} {village:20} token: {token}")
     print(f"Kata sandi tanda tangan kepala desa/lurah: {DEMO_PASSPHRASE}")
@@ -177,8 +178,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("suratdesa.web:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers)
+    uvicorn.run(
+        "suratdesa.web:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
     return 0
 
 

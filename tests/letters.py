@@ -11,9 +11,8 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from engine.bootstrap import DemoLogins
@@ -75,7 +74,9 @@ def validate_signed_pdf(pdf: bytes, keys_dir: Path) -> PdfSignatureStatus:
     root = asn1_x509.Certificate.load(load_root_ca(keys_dir).public_bytes(Encoding.DER))
     reader = PdfFileReader(io.BytesIO(pdf))
     assert len(reader.embedded_signatures) == 1
-    context = ValidationContext(trust_roots=[root], allow_fetching=False, revocation_mode="soft-fail")
+    context = ValidationContext(
+        trust_roots=[root], allow_fetching=False, revocation_mode="soft-fail"
+    )
     return validate_pdf_signature(reader.embedded_signatures[0], context)
 
 

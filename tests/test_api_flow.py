@@ -107,7 +107,9 @@ def test_each_letter_type_from_nik_to_verified_letter(
 
 def test_timeline_and_audit_record_every_step(staff, logins, passphrase, services):
     subjects, data = LETTERS["surat-keterangan-umum"]([nik(logins, GROGOL, 0)])
-    request = staff.walk_to_signing("grogol", create(staff, "surat-keterangan-umum", subjects, data).json())
+    request = staff.walk_to_signing(
+        "grogol", create(staff, "surat-keterangan-umum", subjects, data).json()
+    )
     assert staff.sign("head.grogol", request, passphrase).status_code == 200
     timeline = staff.get("operator.grogol", f"/api/requests/{request['id']}").json()["timeline"]
     assert [(e["action"], e["role"], e["to_state"]) for e in timeline] == [
@@ -186,15 +188,21 @@ def test_death_letter_refuses_a_resident_already_deceased(staff, logins, service
     deceased = nik(logins, GROGOL, 0)
     with transaction(services.factory) as session:
         session.scalar(select(Resident).where(Resident.nik == deceased)).alive = False
-    subjects, data = LETTERS["surat-keterangan-kematian"]([nik(logins, GROGOL, i) for i in range(4)])
+    subjects, data = LETTERS["surat-keterangan-kematian"](
+        [nik(logins, GROGOL, i) for i in range(4)]
+    )
     r = create(staff, "surat-keterangan-kematian", subjects, data)
     assert r.status_code == 422
     assert "meninggal" in r.json()["errors"]["deceased"]
 
 
 def test_issuing_a_death_letter_marks_the_resident_deceased(staff, logins, services, passphrase):
-    subjects, data = LETTERS["surat-keterangan-kematian"]([nik(logins, GROGOL, i) for i in range(4)])
-    request = staff.walk_to_signing("grogol", create(staff, "surat-keterangan-kematian", subjects, data).json())
+    subjects, data = LETTERS["surat-keterangan-kematian"](
+        [nik(logins, GROGOL, i) for i in range(4)]
+    )
+    request = staff.walk_to_signing(
+        "grogol", create(staff, "surat-keterangan-kematian", subjects, data).json()
+    )
     assert staff.sign("head.grogol", request, passphrase).status_code == 200
     with transaction(services.factory) as session:
         person = session.scalar(select(Resident).where(Resident.nik == subjects["deceased"]))
@@ -203,7 +211,9 @@ def test_issuing_a_death_letter_marks_the_resident_deceased(staff, logins, servi
 
 
 def test_field_of_the_wrong_type_is_named(staff, logins):
-    subjects, data = LETTERS["surat-keterangan-kematian"]([nik(logins, GROGOL, i) for i in range(4)])
+    subjects, data = LETTERS["surat-keterangan-kematian"](
+        [nik(logins, GROGOL, i) for i in range(4)]
+    )
     data = {**data, "date_of_death": "kemarin", "cause": "Diculik alien"}
     r = create(staff, "surat-keterangan-kematian", subjects, data)
     assert r.status_code == 422
@@ -217,7 +227,9 @@ def _audit_count(services) -> int:
 
 def test_wrong_role_gets_403_and_nothing_changes(staff, logins, services):
     subjects, data = LETTERS["surat-keterangan-umum"]([nik(logins, GROGOL, 0)])
-    request = staff.act("operator.grogol", create(staff, "surat-keterangan-umum", subjects, data).json(), "submit")
+    request = staff.act(
+        "operator.grogol", create(staff, "surat-keterangan-umum", subjects, data).json(), "submit"
+    )
     before = _audit_count(services)
     r = staff.post(
         "operator.grogol",
@@ -234,7 +246,9 @@ def test_wrong_role_gets_403_and_nothing_changes(staff, logins, services):
 
 def test_another_village_gets_403_and_nothing_changes(staff, logins, services, passphrase):
     subjects, data = LETTERS["surat-keterangan-umum"]([nik(logins, GROGOL, 0)])
-    request = staff.walk_to_signing("grogol", create(staff, "surat-keterangan-umum", subjects, data).json())
+    request = staff.walk_to_signing(
+        "grogol", create(staff, "surat-keterangan-umum", subjects, data).json()
+    )
     before = _audit_count(services)
     assert staff.get("operator.kenep", f"/api/requests/{request['id']}").status_code == 403
     assert staff.sign("head.kenep", request, passphrase).status_code == 403
@@ -242,7 +256,9 @@ def test_another_village_gets_403_and_nothing_changes(staff, logins, services, p
     # A Kenep operator cannot start a letter about a Grogol resident either.
     r = create(staff, "surat-keterangan-umum", subjects, data, user="operator.kenep")
     assert r.status_code == 422
-    assert staff.get("operator.grogol", f"/api/requests/{request['id']}").json()["state"] == "signing"
+    assert (
+        staff.get("operator.grogol", f"/api/requests/{request['id']}").json()["state"] == "signing"
+    )
     assert _audit_count(services) == before
 
 
@@ -256,7 +272,9 @@ def test_wrong_passphrase_signs_nothing_uses_no_number_and_is_audited(
     staff, logins, services, passphrase
 ):
     subjects, data = LETTERS["surat-keterangan-umum"]([nik(logins, GROGOL, 0)])
-    request = staff.walk_to_signing("grogol", create(staff, "surat-keterangan-umum", subjects, data).json())
+    request = staff.walk_to_signing(
+        "grogol", create(staff, "surat-keterangan-umum", subjects, data).json()
+    )
     r = staff.sign("head.grogol", request, "salah-sandi")
     assert r.status_code == 403
     assert "salah" in r.json()["detail"]

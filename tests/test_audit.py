@@ -27,9 +27,11 @@ def test_chain_verifies_and_counts_events(services):
 def test_update_and_delete_are_refused_by_the_database(services):
     _append_some(services)
     for statement in ("UPDATE audit_events SET reason = 'x'", "DELETE FROM audit_events"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with transaction(services.factory) as session:
-                session.execute(text(statement))
+        with (
+            pytest.raises(DBAPIError, match="append-only"),
+            transaction(services.factory) as session,
+        ):
+            session.execute(text(statement))
 
 
 def test_an_edit_that_bypasses_the_trigger_breaks_the_chain(services):

@@ -66,7 +66,9 @@ def test_200_letters_signed_concurrently_get_unique_gapless_numbers(services, lo
     def issue(job):
         village, request_id, version = job
         try:
-            services.issuer.issue(heads[village], request_id, version=version, signer=signers[village])
+            services.issuer.issue(
+                heads[village], request_id, version=version, signer=signers[village]
+            )
         except Exception as exc:  # collected: any failure fails the test below
             errors.append(exc)
 
@@ -78,9 +80,12 @@ def test_200_letters_signed_concurrently_get_unique_gapless_numbers(services, lo
     with transaction(services.factory) as session:
         numbers = session.scalars(select(Letter.number)).all()
         assert len(numbers) == len(set(numbers)) == 2 * per_village
-        assert session.scalar(
-            select(NumberSequence.last_seq).where(NumberSequence.village_code == GROGOL)
-        ) == per_village
+        assert (
+            session.scalar(
+                select(NumberSequence.last_seq).where(NumberSequence.village_code == GROGOL)
+            )
+            == per_village
+        )
 
 
 def test_signing_the_same_request_twice_at_once_issues_one_letter(services, logins, passphrase):
@@ -92,7 +97,9 @@ def test_signing_the_same_request_twice_at_once_issues_one_letter(services, logi
     def click():
         barrier.wait()
         try:
-            results.append(services.issuer.sign(head, request_id, version=version, passphrase=passphrase))
+            results.append(
+                services.issuer.sign(head, request_id, version=version, passphrase=passphrase)
+            )
         except Conflict as exc:
             results.append(exc)
 
@@ -148,7 +155,9 @@ def test_sequence_restarts_on_the_first_of_january(services, logins, passphrase)
     numbers = []
     for (request_id, version), moment in zip(jobs, moments, strict=True):
         services.issuer.clock = lambda moment=moment: moment
-        numbers.append(services.issuer.issue(head, request_id, version=version, signer=signer).number)
+        numbers.append(
+            services.issuer.issue(head, request_id, version=version, signer=signer).number
+        )
     assert numbers[0].split("/")[1:] == ["001", GROGOL, "XII", "2026"]
     assert numbers[1].split("/")[1:] == ["002", GROGOL, "XII", "2026"]
     assert numbers[2].split("/")[1:] == ["001", GROGOL, "I", "2027"]

@@ -22,9 +22,7 @@ def row(nik: str, *, sex="L", born="1980-05-17", kk="3311010101010001", name="Wa
 
 
 def count(session) -> int:
-    return session.scalar(
-        select(func.count(Resident.id)).where(Resident.village_code == VILLAGE)
-    )
+    return session.scalar(select(func.count(Resident.id)).where(Resident.village_code == VILLAGE))
 
 
 def test_good_file_imports_every_row(services):
@@ -65,7 +63,16 @@ def test_cli_import_reports_rows_and_exits_nonzero(services, settings, tmp_path)
     bad.write_text("\n".join([HEADER, row("3311011705800001", sex="X")]), encoding="utf-8")
     env = {"SURATDESA_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "suratdesa.cli", "residents", "import", str(bad), "--village", VILLAGE],
+        [
+            sys.executable,
+            "-m",
+            "suratdesa.cli",
+            "residents",
+            "import",
+            str(bad),
+            "--village",
+            VILLAGE,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -75,7 +82,16 @@ def test_cli_import_reports_rows_and_exits_nonzero(services, settings, tmp_path)
     good = tmp_path / "ok.csv"
     good.write_text("\n".join([HEADER, row("3311011705800001")]), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "suratdesa.cli", "residents", "import", str(good), "--village", VILLAGE],
+        [
+            sys.executable,
+            "-m",
+            "suratdesa.cli",
+            "residents",
+            "import",
+            str(good),
+            "--village",
+            VILLAGE,
+        ],
         capture_output=True,
         text=True,
         env=env,
