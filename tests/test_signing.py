@@ -1,0 +1,161 @@
+"""PAdES certification signing with real pyHanko, checked by pyHanko and poppler's pdfsig."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from engine import pki, signing
+from tests.pdf_fixtures import PASSPHRASE, issue_test_signer, one_page_pdf
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    pki.init_pki(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def bundle(keys):
+    return issue_test_signer(keys)
+
+
+@pytest.fixture(scope="module")
+def signer(keys, bundle):
+    return signing.load_signer(bundle.p12, PASSPHRASE, keys_dir=keys)
+
+
+@pytest.fixture(scope="module")
+def timestamper(keys):
+    return signing.make_timestamper(None, keys)
+
+
+@pytest.fixture(scope="module")
+def signed(signer, timestamper):
+    return signing.sign_letter(
+        one_page_pdf(), signer, timestamper, reason="Surat keterangan", location="Desa Grogol"
+    )
+
+
+def _validate(pdf: bytes, keys):
+    roots = [
+        asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+        for c in pki.load_trust_roots(keys)
+    ]
+    reader = PdfFileReader(BytesIO(pdf))
+    (emb,) = reader.embedded_signatures
+    vc = ValidationContext(trust_roots=roots, allow_fetching=False)
+    return reader, emb, validate_pdf_signature(emb, vc)
+
+
+def test_wrong_passphrase(keys, bundle):
+    with pytest.raises(signing.WrongPassphrase, match="Kata sandi penandatangan salah"):
+        signing.load_signer(bundle.p12, "bukan-ini", keys_dir=keys)
+
+
+def test_expired_certificate_is_refused(keys):
+    issuing, issuing_key = pki.load_issuing_ca_key(keys)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lama")]))
+        .issuer_name(issuing.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=800))
+        .not_valid_after(now - timedelta(days=70))
+        .sign(issuing_key, hashes.SHA256())
+    )
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"lama", key, cert, None, serialization.BestAvailableEncryption(b"pw")
+    )
+    with pytest.raises(signing.SignerCertificateExpired, match="kedaluwarsa"):
+        signing.load_signer(p12, "pw", keys_dir=keys)
+
+
+def test_certificate_of_another_ca_is_refused(keys, tmp_path):
+    pki.init_pki(tmp_path)
+    foreign = issue_test_signer(tmp_path)
+    with pytest.raises(signing.SigningError, match="tidak diterbitkan"):
+        signing.load_signer(foreign.p12, PASSPHRASE, keys_dir=keys)
+
+
+def test_signed_letter_validates_in_pyhanko(signed, keys):
+    reader, emb, status = _validate(signed, keys)
+    assert status.bottom_line, status.pretty_print_details()
+    assert status.trusted and status.intact and status.valid
+    assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    assert emb.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+    assert emb.docmdp_level == MDPPerm.NO_CHANGES
+    certification = read_certification_data(reader)
+    assert certification is not None and certification.permission == MDPPerm.NO_CHANGES
+    ts = status.timestamp_validity
+    assert ts is not None and ts.trusted and ts.intact and ts.valid
+    assert abs(ts.timestamp - datetime.now(UTC)) < timedelta(minutes=5)
+    assert status.signing_cert.subject.native["common_name"] == "Budi Santoso"
+    # the chain travels with the signature: a verifier only needs the root
+    embedded = {c.chosen.subject.native["common_name"] for c in emb.signed_data["certificates"]}
+    assert embedded == {
+        "Budi Santoso",
+        "CA Penerbit Surat Desa Kabupaten Sukoharjo",
+        "Root CA Pemerintah Kabupaten Sukoharjo",
+    }
+
+
+def test_pdfsig_accepts_the_signature(signed, tmp_path):
+    pdfsig = shutil.which("pdfsig")
+    if pdfsig is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("pdfsig (poppler-utils) is required in CI")
+        pytest.skip("pdfsig (poppler-utils) is not installed")
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed)
+    out = subprocess.run([pdfsig, str(path)], capture_output=True, text=True, timeout=30)
+    assert "Signature is Valid." in out.stdout, out.stdout + out.stderr
+    assert "Total document signed" in out.stdout
+    assert "ETSI.CAdES.detached" in out.stdout
+
+
+def test_batch_with_one_loaded_signer(signer, timestamper, keys):
+    letters = [
+        signing.sign_letter(
+            one_page_pdf(f"Surat {i}"), signer, timestamper, reason="r", location="l"
+        )
+        for i in range(3)
+    ]
+    assert len(set(letters)) == 3
+    for pdf in letters:
+        assert _validate(pdf, keys)[2].bottom_line
+
+
+def test_undersized_reservation_falls_back(signer, timestamper, keys):
+    signer._reserve[timestamper] = 64  # far too small for any CMS
+    pdf = signing.sign_letter(one_page_pdf(), signer, timestamper, reason="r", location="l")
+    assert _validate(pdf, keys)[2].bottom_line
+    signer._reserve.pop(timestamper, None)
+
+
+def test_baseline_produces_the_same_profile(keys, bundle):
+    pdf = signing.baseline_sign(one_page_pdf(), bundle.p12, PASSPHRASE, keys_dir=keys)
+    reader, emb, status = _validate(pdf, keys)
+    assert status.bottom_line
+    assert emb.docmdp_level == MDPPerm.NO_CHANGES
+    assert status.timestamp_validity is not None and status.timestamp_validity.trusted
