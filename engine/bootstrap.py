@@ -61,6 +61,7 @@ def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str)
     user.signer_p12 = bundle.p12
     user.signer_cert_pem = bundle.cert_pem.decode()
     user.signer_not_after = bundle.not_after
+    user.signer_serial = format(bundle.serial, "x")
     session.flush()
 
 

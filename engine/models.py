@@ -106,6 +106,11 @@ class User(Base):
     signer_p12: Mapped[bytes | None] = mapped_column(LargeBinary)
     signer_cert_pem: Mapped[str | None] = mapped_column(Text)
     signer_not_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    signer_serial: Mapped[str | None] = mapped_column(String(40))  # hex, for the CRL
+    # Sign-in hardening (staff web app): lock-out after repeated failures.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     village: Mapped[Village | None] = relationship(lazy="joined")
 
 
@@ -133,7 +138,12 @@ class LetterRequest(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    letter: Mapped[Letter | None] = relationship(back_populates="request", uselist=False)
+    replaces_letter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letters.id", use_alter=True, name="fk_requests_replaces_letter")
+    )
+    letter: Mapped[Letter | None] = relationship(
+        back_populates="request", uselist=False, foreign_keys="Letter.request_id"
+    )
 
     __table_args__ = (Index("ix_requests_village_state", "village_code", "state", "updated_at"),)
 
@@ -170,10 +180,23 @@ class Letter(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     pdf_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="active")  # active|revoked
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active|revoked|replaced
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoke_reason: Mapped[str | None] = mapped_column(Text)
-    request: Mapped[LetterRequest] = relationship(back_populates="letter")
+    revoked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_letters_revoked_by")
+    )
+    # A corrected letter points to the one it replaces; the old one's status becomes "replaced".
+    replaces_letter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letters.id", name="fk_letters_replaces")
+    )
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    handed_over_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_letters_handed_over_by")
+    )
+    request: Mapped[LetterRequest] = relationship(
+        back_populates="letter", foreign_keys=[request_id]
+    )
     village: Mapped[Village] = relationship(lazy="joined")
 
     __table_args__ = (
@@ -222,3 +245,43 @@ class WorkflowSnapshot(Base):
     template_name: Mapped[str] = mapped_column(String(200))  # as written in the YAML
     templates: Mapped[dict] = mapped_column(JSON)  # file name -> text, partials included
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ActingAssignment(Base):
+    """An acting head for a date range (both ends inclusive, WIB dates): during it the acting
+    person signs with their own key and the letter reads "Plt. KEPALA DESA ..."."""
+
+    __tablename__ = "acting_assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    prefix: Mapped[str] = mapped_column(String(5))  # "Plt." | "Plh." | "Pj."
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+
+
+class Attachment(Base):
+    """A supporting document uploaded with a request (scan of a KK, a hospital note...)."""
+
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RevokedCertificate(Base):
+    """Signer certificates withdrawn by the regency; published in the CRL."""
+
+    __tablename__ = "revoked_certificates"
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # hex
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
@@ -154,7 +155,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for reason in verdict.reasons:
         print(f"  - {reason}")
     if args.json:
-        print(json.dumps(verdict.as_dict(), indent=2, ensure_ascii=False, default=str))
+        print(json.dumps(dataclasses.asdict(verdict), indent=2, ensure_ascii=False, default=str))
     return 0 if verdict.valid else 1
 
 

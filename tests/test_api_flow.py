@@ -301,3 +301,41 @@ def test_kelurahan_letter_is_signed_by_the_lurah_with_nip(staff, logins, passphr
     assert "KELURAHAN KENEP" in text
     assert "LURAH KENEP" in text
     assert "NIP" in text
+
+
+def test_cli_verify_gives_the_verdict_for_an_issued_letter(
+    staff, logins, settings, passphrase, tmp_path
+):
+    import subprocess
+    import sys
+
+    subjects, data = LETTERS["surat-keterangan-umum"]([nik(logins, GROGOL, 0)])
+    request = staff.walk_to_signing(
+        "grogol", create(staff, "surat-keterangan-umum", subjects, data).json()
+    )
+    issued = staff.sign("head.grogol", request, passphrase).json()
+    pdf = staff.get("operator.grogol", issued["letter"]["pdf_url"]).content
+    genuine = tmp_path / "asli.pdf"
+    genuine.write_bytes(pdf)
+    tampered = tmp_path / "ubah.pdf"
+    tampered.write_bytes(pdf + b"\n1 0 obj\n<< >>\nendobj\n%%EOF\n")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SURATDESA_DATABASE_URL": settings.database_url,
+        "SURATDESA_KEYS_DIR": str(settings.keys_dir),
+    }
+
+    def verify(path):
+        return subprocess.run(
+            [sys.executable, "-m", "suratdesa.cli", "verify", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+    ok = verify(genuine)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("VALID")
+    bad = verify(tampered)
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("INVALID")
