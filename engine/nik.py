@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Literal
 
 from engine import regions
+from engine.dates import today_wib
 
 Sex = Literal["L", "P"]
 
 NIK_LENGTH = 16
 _SEPARATORS = re.compile(r"[\s.\-]+")
 # Indonesian Western Time has no daylight saving; a fixed offset needs no tz database.
-_WIB = timezone(timedelta(hours=7))
 _SEX_NAMES = {"L": "Laki-laki", "P": "Perempuan"}
 
 
@@ -50,10 +50,6 @@ class ParsedNik:
     province_name: str
     kecamatan: regions.KecamatanInfo | None = None
     warnings: tuple[str, ...] = field(default=())
-
-
-def today_wib() -> date:
-    return datetime.now(_WIB).date()
 
 
 def normalize_nik(text: str) -> str:

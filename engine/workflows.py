@@ -49,7 +49,8 @@ import jinja2
 import jinja2.meta
 import yaml
 
-from engine.nik import NikError, parse_nik, today_wib
+from engine.dates import roman_month, today_wib
+from engine.nik import NikError, parse_nik
 
 ROLES = frozenset({"operator", "kasi", "sekdes", "head"})
 ACTIONS = frozenset({"submit", "approve", "return", "reject", "sign"})
@@ -73,7 +74,6 @@ _REQUIRED_KEYS += ("template", "steps")
 _OPTIONAL_KEYS = ("description", "fields", "initial", "effects")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 _INT_PLACEHOLDERS = frozenset({"seq", "month", "year"})
 _PAD = re.compile(r"0[1-9]")
 
@@ -339,11 +339,6 @@ _CLEANERS = {
 # --------------------------------------------------------------------------- numbering
 
 
-def month_roman(month: int) -> str:
-    if not 1 <= month <= 12:
-        raise ValueError(f"month must be 1-12, not {month}")
-    return _ROMAN[month - 1]
-
 
 def format_number(
     number_format: str,
@@ -359,7 +354,7 @@ def format_number(
         classification=classification,
         seq=seq,
         village_code=village_code,
-        month_roman=month_roman(month),
+        month_roman=roman_month(month),
         month=month,
         year=year,
     )
@@ -1061,7 +1056,6 @@ __all__ = [
     "format_number",
     "load_workflow",
     "load_workflows",
-    "month_roman",
     "number_format_problem",
     "workflow_json_schema",
     "workflow_problems",
