@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from engine.config import Settings
 from suratdesa.api import install_error_handlers, router
@@ -11,12 +14,30 @@ from suratdesa.services import Services
 from verify_portal.app import router as portal_router
 
 
+def mount_api_docs(app: FastAPI) -> None:
+    """OpenAPI UI at /docs with Swagger UI from the swagger-ui-bundle package, not a CDN."""
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Surat Desa API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Surat Desa",
         description="Layanan surat desa/kelurahan Kabupaten Sukoharjo",
         version="0.1.0",
+        docs_url=None,  # served below from a vendored Swagger UI: no CDN
+        redoc_url=None,
     )
+    mount_api_docs(app)
     app.state.services = Services.from_settings(settings)
     install_error_handlers(app)
     app.include_router(router)
