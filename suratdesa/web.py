@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 from engine.config import Settings
 from suratdesa.api import install_error_handlers, router
@@ -15,8 +17,9 @@ from verify_portal.app import router as portal_router
 
 
 def mount_api_docs(app: FastAPI) -> None:
-    """OpenAPI UI at /docs with Swagger UI from the swagger-ui-bundle package, not a CDN."""
-    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+    """OpenAPI UI at /docs with the Swagger UI files of the fastapi-offline package, not a CDN."""
+    static = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=static), name="docs-static")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -25,7 +28,7 @@ def mount_api_docs(app: FastAPI) -> None:
             title="Surat Desa API",
             swagger_js_url="/docs-static/swagger-ui-bundle.js",
             swagger_css_url="/docs-static/swagger-ui.css",
-            swagger_favicon_url="/docs-static/favicon-32x32.png",
+            swagger_favicon_url="/docs-static/favicon.png",
         )
 
 
