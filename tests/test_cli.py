@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.config import PROJECT_ROOT
 
 
@@ -55,3 +57,68 @@ def test_audit_verify_on_a_database(settings):
     result = run("audit", "verify", env={"SURATDESA_DATABASE_URL": settings.database_url})
     assert result.returncode == 0, result.stderr
     assert "intact" in result.stdout
+
+
+def test_new_head_gets_a_key_and_token_from_the_cli(settings, tmp_path):
+    """An admin enrols a new village head: account, signing key (passphrase from stdin), token."""
+    from engine.db import session_factory, transaction
+    from engine.signing import WrongPassphrase, load_signer
+    from engine.users import actor_for_token, get_user
+
+    env = {
+        "SURATDESA_DATABASE_URL": settings.database_url,
+        "SURATDESA_KEYS_DIR": str(settings.keys_dir),
+    }
+    created = run(
+        "users",
+        "create",
+        "head.karangtengah",
+        "--name",
+        "Bu Kades Contoh",
+        "--role",
+        "head",
+        "--village",
+        "33.11.01.2002",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    short = run(
+        "keys", "issue-signer", "head.karangtengah", "--passphrase-stdin", env=env, stdin="pendek\n"
+    )
+    assert short.returncode == 2 and "minimal 8" in short.stderr
+    issued = run(
+        "keys",
+        "issue-signer",
+        "head.karangtengah",
+        "--passphrase-stdin",
+        env=env,
+        stdin="rahasia-kades-1\n",
+    )
+    assert issued.returncode == 0, issued.stderr
+    token = run("users", "token", "head.karangtengah", env=env)
+    assert token.returncode == 0
+    with transaction(session_factory(settings.database_url)) as session:
+        user = get_user(session, "head.karangtengah")
+        assert user.signer_p12 and user.signer_serial
+        p12 = user.signer_p12
+        assert actor_for_token(session, token.stdout.strip()).username == "head.karangtengah"
+    assert load_signer(p12, "rahasia-kades-1", keys_dir=settings.keys_dir).common_name
+    with pytest.raises(WrongPassphrase):
+        load_signer(p12, "salah", keys_dir=settings.keys_dir)
+
+
+def test_unknown_village_is_refused_by_users_create(settings):
+    result = run(
+        "users",
+        "create",
+        "x",
+        "--name",
+        "X",
+        "--role",
+        "operator",
+        "--village",
+        "33.11.99.9999",
+        env={"SURATDESA_DATABASE_URL": settings.database_url},
+    )
+    assert result.returncode == 1
+    assert "tidak dikenal" in result.stderr
