@@ -18,8 +18,6 @@ Speed (target: well under 30 ms per letter): the costly parts are done once per 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +45,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from engine import pki
+from engine.aio import run_sync
 
 MD_ALGORITHM = "sha256"
 # Slack over the measured CMS size, in DER bytes: nonces, serials and times vary in length.
@@ -216,24 +215,8 @@ def load_signer(p12: bytes, passphrase: str, *, keys_dir: Path) -> LoadedSigner:
     return loaded
 
 
-# One event loop per thread, reused: pyHanko's sync wrappers call asyncio.run() each time,
-# which builds and tears down a loop per letter.
-_loops = threading.local()
-
-
-def _run(coro):
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        coro.close()
-        raise RuntimeError("sign_letter is blocking: call it from a worker thread, not a loop")
-    loop = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-    return loop.run_until_complete(coro)
+# pyHanko's own sync wrappers call asyncio.run() per call; engine.aio reuses a loop per thread.
+_run = run_sync
 
 
 async def _measure_cms_size(signer: LoadedSigner, timestamper: TimeStamper) -> int:

@@ -170,9 +170,11 @@ def live_server(settings: Settings) -> Iterator[str]:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
-    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    """Debian's Chromium driven by Playwright (never a downloaded browser). One per test:
+    Playwright's sync API holds an event loop on the main thread while it runs, which the
+    synchronous asyncio users after it (pyHanko) must not inherit."""
     if not Path(CHROMIUM).exists():
         if IN_CI:
             pytest.fail(f"{CHROMIUM} is required in CI but not installed")
