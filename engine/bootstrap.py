@@ -157,4 +157,15 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
                 .limit(4)
             )
         )
+    admin = session.scalar(select(User).where(User.username == "admin"))
+    if admin is None:
+        admin = create_user(
+            session,
+            username="admin",
+            full_name="Admin Kabupaten",
+            role="admin",
+            village_code=None,
+            password=DEMO_PASSWORD,
+        )
+    logins.rows.append(("admin", "admin", "Kabupaten Sukoharjo", issue_token(session, admin)))
     return logins

@@ -17,6 +17,8 @@ class Settings:
     workflows_dir: Path
     paper: str  # "F4" (office default, 215 x 330 mm) or "A4"
     tsa_url: str | None  # None: the in-process development TSA under keys_dir
+    # Signs the staff app's session cookies; shared by every app process (SURATDESA_SECRET_KEY).
+    secret_key: str = ""
 
 
 def get_settings() -> Settings:
@@ -31,4 +33,17 @@ def get_settings() -> Settings:
         workflows_dir=Path(os.environ.get("SURATDESA_WORKFLOWS_DIR", PROJECT_ROOT / "workflows")),
         paper=paper,
         tsa_url=os.environ.get("SURATDESA_TSA_URL") or None,
+        secret_key=os.environ.get("SURATDESA_SECRET_KEY") or _dev_secret_key(),
     )
+
+
+def _dev_secret_key() -> str:
+    """Development only: a random key kept in var/secret_key so restarts keep sessions."""
+    import secrets
+
+    path = PROJECT_ROOT / "var" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

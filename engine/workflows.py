@@ -339,7 +339,6 @@ _CLEANERS = {
 # --------------------------------------------------------------------------- numbering
 
 
-
 def format_number(
     number_format: str,
     *,

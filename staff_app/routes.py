@@ -1,0 +1,1031 @@
+"""Pages of the staff web app. Every rule lives in the engine; a route reads the form, calls the
+engine and renders a template. Engine errors become pages with the engine's message."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import func, select
+
+from engine import acting, archive, batches, queues
+from engine.auth import SignInFailed, change_password, sign_in
+from engine.bootstrap import enroll_signer
+from engine.dates import WIB, format_tanggal
+from engine.db import transaction
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, SuratDesaError
+from engine.letter_requests import act, create_request, timeline
+from engine.models import Letter, LetterRequest, Resident, User, Village
+from engine.residents import SEX_LABELS, find_resident
+from engine.signing import WrongPassphrase
+from engine.statemachine import available_actions
+from engine.timeutil import now_utc
+from engine.users import ALL_ROLES, Actor, create_user
+from engine.workflows import WorkflowSpec
+from staff_app.i18n import _, translations
+from staff_app.session import (
+    PRE_COOKIE,
+    PREFIX,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    NeedSignIn,
+    Web,
+    check_csrf,
+    check_pre_csrf,
+    current,
+    make_session_cookie,
+    pre_csrf,
+    safe_next,
+)
+from suratdesa.services import Services
+
+TEMPLATES = Path(__file__).parent / "templates"
+ROLE_LABELS = {
+    "operator": "Operator",
+    "kasi": "Kasi",
+    "sekdes": "Sekretaris Desa",
+    "head": "Kepala Desa/Lurah",
+    "admin": "Admin Kabupaten",
+}
+STATE_LABELS = {
+    "draft": "Isian petugas",
+    "issued": "Terbit",
+    "rejected": "Ditolak",
+    "cancelled": "Dibatalkan",
+}
+ACTION_LABELS = {
+    "create": "Dibuat",
+    "submit": "Diajukan",
+    "approve": "Disetujui",
+    "return": "Dikembalikan",
+    "reject": "Ditolak",
+    "cancel": "Dibatalkan",
+    "sign": "Ditandatangani",
+    "sign_failed": "Gagal tanda tangan",
+    "handover": "Diserahkan",
+}
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(), newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        P=PREFIX,
+        ROLE_LABELS=ROLE_LABELS,
+        ACTION_LABELS=ACTION_LABELS,
+        tanggal=format_tanggal,
+        wib=lambda dt: dt.astimezone(WIB).strftime("%d-%m-%Y %H:%M") if dt else "",
+    )
+    return env
+
+
+ENV = _env()
+
+
+class HtmlErrorRoute(APIRoute):
+    """Engine errors and HTTP errors as pages, not the JSON API's answers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except NeedSignIn as exc:
+                query = {"next": exc.next_url}
+                if exc.expired:
+                    query["habis"] = "1"
+                target = f"{PREFIX}/masuk?{urlencode(query)}"
+                if request.headers.get("HX-Request"):
+                    return Response(status_code=204, headers={"HX-Redirect": target})
+                return RedirectResponse(target, 303)
+            except HTTPException as exc:
+                if exc.status_code == 403 and exc.detail == "csrf":
+                    message = _("The form has expired. Go back, reload the page and try again.")
+                elif exc.status_code == 403:
+                    message = _("You may not open this page.")
+                elif exc.status_code == 404:
+                    message = _("Not found.")
+                else:
+                    message = str(exc.detail)
+                return error_page(request, exc.status_code, message)
+            except SuratDesaError as exc:
+                status = 400
+                for cls, code in ((InvalidInput, 422), (NotFound, 404), (Forbidden, 403)):
+                    if isinstance(exc, cls):
+                        status = code
+                if isinstance(exc, Conflict):
+                    status = 409
+                return error_page(request, status, str(exc))
+
+        return wrapped
+
+
+router = APIRouter(prefix=PREFIX, route_class=HtmlErrorRoute, include_in_schema=False)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+WebDep = Annotated[Web, Depends(current)]
+Svc = Annotated[Services, Depends(services)]
+
+
+def render(
+    request: Request, name: str, status: int = 200, web: Web | None = None, **context: Any
+) -> HTMLResponse:
+    html = ENV.get_template(name).render(request=request, web=web, **context)
+    return HTMLResponse(html, status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    try:
+        web = current(request)
+    except NeedSignIn:
+        web = None
+    return render(request, "error.html", status, web=web, message=message, code=status)
+
+
+def nav(session, svc: Services, web: Web) -> dict[str, int]:
+    """Counts shown in the navigation."""
+    actor = web.actor
+    if actor.village_code is None:
+        return {}
+    counts: dict[str, int] = {}
+    role = acting.capacity(session, actor, now_utc().astimezone(WIB).date()).role
+    if actor.role in ("kasi", "sekdes"):
+        counts["queue"] = queues.queue_count(session, svc.catalog, actor.village_code, actor.role)
+    if role == "head":
+        counts["sign"] = queues.queue_count(session, svc.catalog, actor.village_code, "head")
+    if actor.role == "operator":
+        counts["draft"] = len(
+            [r for r in queues.own_requests(session, actor.user_id) if r.state == "draft"]
+        )
+    return counts
+
+
+def require(web: Web, *roles: str) -> None:
+    if web.actor.role not in roles:
+        raise HTTPException(403)
+
+
+def load_request(session, actor: Actor, request_id: int) -> LetterRequest:
+    """Another village's request is 404: its existence is not the user's business."""
+    req = session.get(LetterRequest, request_id)
+    if req is None or (actor.role != "admin" and req.village_code != actor.village_code):
+        raise HTTPException(404)
+    return req
+
+
+def today() -> date:
+    return now_utc().astimezone(WIB).date()
+
+
+# --------------------------------------------------------------------------- sign-in
+
+
+@router.get("/masuk")
+def signin_page(request: Request, next: str = "", habis: str = "") -> HTMLResponse:
+    token, cookie = pre_csrf(request)
+    message = _("Your session has ended. Sign in again.") if habis else None
+    response = render(request, "signin.html", csrf=token, next=safe_next(next), message=message)
+    if cookie:
+        response.set_cookie(PRE_COOKIE, cookie, httponly=True, samesite="lax", path=PREFIX)
+    return response
+
+
+@router.post("/masuk")
+async def signin_post(request: Request, svc: Svc) -> Response:
+    form = await request.form()
+    check_pre_csrf(request, form.get("csrf"))  # type: ignore[arg-type]
+    username = str(form.get("username", ""))
+    next_url = safe_next(str(form.get("next", "")))
+    try:
+        user_id = sign_in(svc.factory, username, str(form.get("password", ""))).user_id
+    except SignInFailed as exc:
+        token, _cookie = pre_csrf(request)
+        return render(
+            request,
+            "signin.html",
+            401,
+            csrf=token,
+            next=next_url,
+            error=str(exc),
+            username=username,
+        )
+    response = RedirectResponse(next_url, 303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        make_session_cookie(request, user_id),
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.post("/keluar")
+async def signout(request: Request, web: WebDep) -> Response:
+    await check_csrf(request, web)
+    response = RedirectResponse(f"{PREFIX}/masuk", 303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/sandi")
+def password_page(request: Request, web: WebDep) -> HTMLResponse:
+    return render(request, "password.html", web=web, errors={})
+
+
+@router.post("/sandi")
+async def password_post(request: Request, web: WebDep, svc: Svc) -> Response:
+    await check_csrf(request, web)
+    form = await request.form()
+    try:
+        with transaction(svc.factory) as session:
+            change_password(
+                session,
+                web.actor.user_id,
+                str(form.get("current", "")),
+                str(form.get("new", "")),
+                str(form.get("repeat", "")),
+            )
+    except InvalidInput as exc:
+        return render(request, "password.html", 422, web=web, errors=exc.errors)
+    response = RedirectResponse(f"{PREFIX}/beranda?ok=sandi", 303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        make_session_cookie(request, web.actor.user_id),
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+# --------------------------------------------------------------------------- home
+
+
+@router.get("/beranda")
+def home(request: Request, web: WebDep, svc: Svc, ok: str = "") -> HTMLResponse:
+    with transaction(svc.factory) as session:
+        counts = queues.counts_by_state(session, web.actor.village_code)
+        mine = (
+            queues.own_requests(session, web.actor.user_id, 20)
+            if web.actor.role == "operator"
+            else []
+        )
+        return render(
+            request,
+            "home.html",
+            web=web,
+            nav=nav(session, svc, web),
+            counts=counts,
+            state_label=lambda s: state_label(svc, s),
+            mine=[row(svc, session, r) for r in mine],
+            ok=ok,
+        )
+
+
+def state_label(svc: Services, state: str) -> str:
+    if state in STATE_LABELS:
+        return STATE_LABELS[state]
+    for spec in svc.catalog.specs.values():
+        if state in spec.steps and spec.steps[state].label:
+            return spec.steps[state].label or state
+    return state
+
+
+def row(svc: Services, session, req: LetterRequest) -> dict[str, Any]:
+    spec = svc.catalog.pinned(session, req)
+    first = next(iter(req.subjects.values()), "")
+    name = session.scalar(select(Resident.name).where(Resident.nik == first)) or ""
+    return {
+        "id": req.id,
+        "title": spec.title,
+        "state": req.state,
+        "state_label": (spec.steps[req.state].label if req.state in spec.steps else None)
+        or STATE_LABELS.get(req.state, req.state),
+        "name": name,
+        "updated_at": req.updated_at,
+        "overdue": queues.is_overdue(req) and req.state not in ("issued", "rejected", "cancelled"),
+        "version": req.version,
+    }
+
+
+# --------------------------------------------------------------------------- operator
+
+
+def _spec_or_404(svc: Services, workflow_id: str) -> WorkflowSpec:
+    spec = svc.catalog.specs.get(workflow_id)
+    if spec is None:
+        raise HTTPException(404)
+    return spec
+
+
+@router.get("/baru")
+def new_request_page(request: Request, web: WebDep, svc: Svc, jenis: str = "") -> HTMLResponse:
+    require(web, "operator")
+    spec = _spec_or_404(svc, jenis) if jenis else None
+    with transaction(svc.factory) as session:
+        return render(
+            request,
+            "new.html",
+            web=web,
+            nav=nav(session, svc, web),
+            specs=list(svc.catalog.specs.values()),
+            spec=spec,
+            values={},
+            errors={},
+            infos={},
+        )
+
+
+def resident_info(
+    session, spec: WorkflowSpec, subject_name: str, nik: str, village_code: str
+) -> dict[str, Any]:
+    """What the form shows under a NIK box: the resident, or exactly what is wrong."""
+    if not nik.strip():
+        return {}
+    try:
+        resident = find_resident(session, nik)
+    except (InvalidInput, NotFound) as exc:
+        return {"error": str(exc)}
+    subject = spec.subject(subject_name)
+    first = spec.subjects[0].name == subject_name
+    error = None
+    if first and resident.village_code != village_code:
+        error = "Penduduk ini tidak terdaftar di desa/kelurahan Anda"
+    elif subject.alive is True and not resident.alive:
+        error = f"{resident.name} tercatat sudah meninggal"
+    elif subject.sex and resident.sex != subject.sex:
+        error = f"{subject.label} harus {'laki-laki' if subject.sex == 'L' else 'perempuan'}"
+    return {
+        "resident": {
+            "name": resident.name,
+            "nik": resident.nik,
+            "born": f"{resident.birth_place}, {format_tanggal(resident.birth_date)}",
+            "sex": SEX_LABELS[resident.sex],
+            "address": f"{resident.address} RT {resident.rt}/RW {resident.rw}",
+        },
+        "error": error,
+    }
+
+
+@router.get("/penduduk")
+def resident_lookup(
+    request: Request, web: WebDep, svc: Svc, jenis: str, subjek: str, nik: str = ""
+) -> HTMLResponse:
+    require(web, "operator")
+    spec = _spec_or_404(svc, jenis)
+    try:
+        spec.subject(subjek)
+    except KeyError:
+        raise HTTPException(404) from None
+    nik = nik or request.query_params.get(f"subject_{subjek}", "")
+    with transaction(svc.factory) as session:
+        info = resident_info(session, spec, subjek, nik, web.actor.village_code or "")
+    return render(request, "_resident.html", web=web, info=info)
+
+
+def _form_values(form, spec: WorkflowSpec) -> tuple[dict[str, str], dict[str, str]]:
+    subjects = {s.name: str(form.get(f"subject_{s.name}", "")).strip() for s in spec.subjects}
+    data = {f.name: str(form.get(f"field_{f.name}", "")) for f in spec.fields}
+    return subjects, data
+
+
+@router.post("/baru")
+async def new_request_post(request: Request, web: WebDep, svc: Svc) -> Response:
+    require(web, "operator")
+    await check_csrf(request, web)
+    form = await request.form()
+    spec = _spec_or_404(svc, str(form.get("jenis", "")))
+    subjects, data = _form_values(form, spec)
+    error: str | None = None
+    try:
+        with transaction(svc.factory) as session:
+            req = create_request(session, svc.catalog, web.actor, spec.id, subjects, data)
+            act(session, svc.catalog, web.actor, req.id, "submit", version=req.version)
+            new_id = req.id
+    except InvalidInput as exc:
+        error = str(exc)
+        errors = exc.errors
+    else:
+        return RedirectResponse(f"{PREFIX}/permohonan/{new_id}?ok=submit", 303)
+    with transaction(svc.factory) as session:
+        infos = {
+            s.name: resident_info(
+                session, spec, s.name, subjects[s.name], web.actor.village_code or ""
+            )
+            for s in spec.subjects
+        }
+        return render(
+            request,
+            "new.html",
+            422,
+            web=web,
+            nav=nav(session, svc, web),
+            specs=list(svc.catalog.specs.values()),
+            spec=spec,
+            values={**{f"subject_{k}": v for k, v in subjects.items()}, **data},
+            errors=errors,
+            infos=infos,
+            error=error,
+        )
+
+
+@router.get("/permohonan")
+def my_requests(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "operator")
+    with transaction(svc.factory) as session:
+        rows = [row(svc, session, r) for r in queues.own_requests(session, web.actor.user_id)]
+        return render(
+            request,
+            "list.html",
+            web=web,
+            nav=nav(session, svc, web),
+            rows=rows,
+            heading=_("My requests"),
+        )
+
+
+@router.get("/antrean")
+def review_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "kasi", "sekdes")
+    with transaction(svc.factory) as session:
+        items = queues.queue(session, svc.catalog, web.actor.village_code or "", web.actor.role)
+        return render(
+            request,
+            "list.html",
+            web=web,
+            nav=nav(session, svc, web),
+            rows=[row(svc, session, r) for r in items],
+            heading=_("Review queue"),
+        )
+
+
+@router.get("/permohonan/{request_id}")
+def request_page(
+    request: Request, request_id: int, web: WebDep, svc: Svc, ok: str = ""
+) -> HTMLResponse:
+    with transaction(svc.factory) as session:
+        return _request_page(request, session, svc, web, request_id, ok=ok)
+
+
+def _request_page(
+    request: Request,
+    session,
+    svc: Services,
+    web: Web,
+    request_id: int,
+    *,
+    ok: str = "",
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    req = load_request(session, web.actor, request_id)
+    spec = svc.catalog.pinned(session, req)
+    role = acting.capacity(session, web.actor, today()).role
+    actions = available_actions(spec, req.state, role) if web.actor.role != "admin" else []
+    residents = {
+        r.nik: r
+        for r in session.scalars(select(Resident).where(Resident.nik.in_(req.subjects.values())))
+    }
+    events = timeline(session, req.id)
+    last_return = next((e for e in reversed(events) if e.action == "return"), None)
+    letter = session.scalar(select(Letter).where(Letter.request_id == req.id))
+    return render(
+        request,
+        "request.html",
+        status,
+        web=web,
+        nav=nav(session, svc, web),
+        req=req,
+        spec=spec,
+        residents=residents,
+        events=events,
+        actions=actions,
+        editable=req.state == spec.initial_state and "submit" in actions,
+        last_return=last_return,
+        letter=letter,
+        state=row(svc, session, req)["state_label"],
+        ok=ok,
+        error=error,
+        errors=errors or {},
+        values=values if values is not None else {k: str(v) for k, v in req.data.items()},
+    )
+
+
+@router.post("/permohonan/{request_id}/tindakan")
+async def request_action(request: Request, request_id: int, web: WebDep, svc: Svc) -> Response:
+    require(web, "operator", "kasi", "sekdes", "head")  # the regency admin reads, never acts
+    await check_csrf(request, web)
+    form = await request.form()
+    action = str(form.get("action", ""))
+    reason = str(form.get("reason", "")).strip() or None
+    try:
+        version = int(str(form.get("version", "")))
+    except ValueError:
+        raise HTTPException(422, _("The form is incomplete.")) from None
+    with transaction(svc.factory) as session:
+        moved_on = load_request(session, web.actor, request_id).version != version
+    if moved_on:
+        # Someone acted since this page was loaded: say so, whatever the engine would say next.
+        with transaction(svc.factory) as session:
+            return _request_page(
+                request,
+                session,
+                svc,
+                web,
+                request_id,
+                error=_("Someone else has already processed this request since you opened it."),
+                status=409,
+            )
+    data = None
+    if action == "submit" and any(k.startswith("field_") for k in form):
+        with transaction(svc.factory) as session:
+            spec = svc.catalog.pinned(session, load_request(session, web.actor, request_id))
+        data = {f.name: str(form.get(f"field_{f.name}", "")) for f in spec.fields}
+    try:
+        with transaction(svc.factory) as session:
+            act(
+                session,
+                svc.catalog,
+                web.actor,
+                request_id,
+                action,
+                version=version,
+                reason=reason,
+                data=data,
+            )
+    except (InvalidInput, Conflict, Forbidden) as exc:
+        status = 409 if isinstance(exc, Conflict) else 422
+        if isinstance(exc, Forbidden):
+            status = 403
+        with transaction(svc.factory) as session:
+            return _request_page(
+                request,
+                session,
+                svc,
+                web,
+                request_id,
+                error=str(exc),
+                errors=getattr(exc, "errors", {}),
+                values=data,
+                status=status,
+            )
+    return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok={action}", 303)
+
+
+@router.post("/permohonan/{request_id}/diserahkan")
+async def hand_over(request: Request, request_id: int, web: WebDep, svc: Svc) -> Response:
+    require(web, "operator")
+    await check_csrf(request, web)
+    with transaction(svc.factory) as session:
+        load_request(session, web.actor, request_id)
+        letter = session.scalar(select(Letter).where(Letter.request_id == request_id))
+        if letter is None:
+            raise NotFound("Surat belum diterbitkan.")
+        if letter.handed_over_at is None:
+            letter.handed_over_at = now_utc()
+            letter.handed_over_by_id = web.actor.user_id
+    return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok=handover", 303)
+
+
+@router.get("/permohonan/{request_id}/pratinjau.pdf")
+def preview(request: Request, request_id: int, web: WebDep, svc: Svc) -> Response:
+    with transaction(svc.factory) as session:
+        load_request(session, web.actor, request_id)
+    pdf = svc.issuer.preview(web.actor, request_id)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="draf-{request_id}.pdf"'},
+    )
+
+
+@router.get("/permohonan/{request_id}/surat.pdf")
+def letter_pdf(
+    request: Request, request_id: int, web: WebDep, svc: Svc, unduh: str = ""
+) -> Response:
+    with transaction(svc.factory) as session:
+        load_request(session, web.actor, request_id)
+        letter = session.scalar(select(Letter).where(Letter.request_id == request_id))
+        if letter is None:
+            raise HTTPException(404)
+        filename = letter.number.replace("/", "-") + ".pdf"
+        disposition = "attachment" if unduh else "inline"
+        return Response(
+            letter.pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'{disposition}; filename="{filename}"'},
+        )
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def _require_signer(session, web: Web) -> None:
+    if acting.capacity(session, web.actor, today()).role != "head":
+        raise HTTPException(403)
+
+
+@router.get("/tandatangan")
+def sign_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    with transaction(svc.factory) as session:
+        _require_signer(session, web)
+        return _sign_queue(request, session, svc, web)
+
+
+def _sign_queue(request, session, svc, web, *, error: str | None = None, status: int = 200):
+    items = queues.queue(session, svc.catalog, web.actor.village_code or "", "head")
+    return render(
+        request,
+        "sign.html",
+        status,
+        web=web,
+        nav=nav(session, svc, web),
+        rows=[row(svc, session, r) for r in items],
+        error=error,
+    )
+
+
+@router.post("/tandatangan")
+async def sign_post(
+    request: Request, web: WebDep, svc: Svc, background: BackgroundTasks
+) -> Response:
+    await check_csrf(request, web)
+    form = await request.form()
+    with transaction(svc.factory) as session:
+        _require_signer(session, web)
+    picked: list[tuple[int, int]] = []
+    for value in form.getlist("req"):
+        try:
+            rid, version = (int(x) for x in str(value).split(":"))
+        except ValueError:
+            continue
+        picked.append((rid, version))
+    if not picked:
+        with transaction(svc.factory) as session:
+            return _sign_queue(
+                request, session, svc, web, error=_("Choose at least one letter."), status=422
+            )
+    with transaction(svc.factory) as session:
+        for rid, _version in picked:
+            load_request(session, web.actor, rid)
+    try:
+        signer = svc.issuer.unlock(web.actor, str(form.get("passphrase", "")))
+    except (WrongPassphrase, Forbidden) as exc:
+        message = (
+            _("Wrong passphrase. Nothing was signed.")
+            if isinstance(exc, WrongPassphrase)
+            else str(exc)
+        )
+        with transaction(svc.factory) as session:
+            return _sign_queue(request, session, svc, web, error=message, status=403)
+    batch_id = batches.start(svc.issuer, web.actor, picked)
+    background.add_task(batches.run, svc.issuer, web.actor, batch_id, signer)
+    return RedirectResponse(f"{PREFIX}/tandatangan/{batch_id}", 303)
+
+
+@router.get("/tandatangan/{batch_id}")
+def batch_page(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTMLResponse:
+    view = batches.view(svc.issuer, web.actor, batch_id)
+    with transaction(svc.factory) as session:
+        return render(request, "batch.html", web=web, nav=nav(session, svc, web), batch=view)
+
+
+@router.get("/tandatangan/{batch_id}/status")
+def batch_status(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTMLResponse:
+    view = batches.view(svc.issuer, web.actor, batch_id)
+    return render(request, "_batch.html", web=web, batch=view)
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def _archive_query(web: Web, params: dict[str, str]) -> tuple[archive.ArchiveQuery, dict]:
+    def day(name: str) -> date | None:
+        try:
+            return date.fromisoformat(params.get(name, "")) if params.get(name) else None
+        except ValueError:
+            return None
+
+    query = archive.ArchiveQuery(
+        village_code=web.actor.village_code,
+        number=params.get("nomor", ""),
+        name=params.get("nama", ""),
+        nik=params.get("nik", ""),
+        workflow_id=params.get("jenis", ""),
+        date_from=day("dari"),
+        date_to=day("sampai"),
+    )
+    keep = {
+        k: v
+        for k, v in params.items()
+        if k in ("nomor", "nama", "nik", "jenis", "dari", "sampai") and v
+    }
+    return query, keep
+
+
+@router.get("/arsip")
+def archive_page(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    params = dict(request.query_params)
+    query, keep = _archive_query(web, params)
+    with transaction(svc.factory) as session:
+        page = archive.search(session, query, after=params.get("setelah"))
+        return render(
+            request,
+            "archive.html",
+            web=web,
+            nav=nav(session, svc, web),
+            page=page,
+            params=keep,
+            specs=list(svc.catalog.specs.values()),
+            next_url=f"?{urlencode({**keep, 'setelah': page.next_cursor})}"
+            if page.next_cursor
+            else None,
+            csv_url=f"{PREFIX}/arsip.csv?{urlencode(keep)}",
+            first=not params.get("setelah"),
+        )
+
+
+@router.get("/arsip.csv")
+def archive_csv(request: Request, web: WebDep, svc: Svc) -> StreamingResponse:
+    query, _keep = _archive_query(web, dict(request.query_params))
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["nomor", "jenis", "nama", "nik", "desa", "terbit", "status", "diserahkan"])
+        with transaction(svc.factory) as session:
+            for r in archive.export(session, query):
+                writer.writerow(
+                    [
+                        r.number,
+                        r.title,
+                        r.subject_name,
+                        r.subject_nik,
+                        r.village_code,
+                        r.issued_at.astimezone(WIB).isoformat(),
+                        r.status,
+                        r.handed_over_at.astimezone(WIB).isoformat() if r.handed_over_at else "",
+                    ]
+                )
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="arsip-surat.csv"'},
+    )
+
+
+# --------------------------------------------------------------------------- acting heads
+
+
+@router.get("/plt")
+def acting_page(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "admin", "head")
+    with transaction(svc.factory) as session:
+        return _acting_page(request, session, svc, web)
+
+
+def _acting_page(request, session, svc, web, *, error=None, errors=None, status=200):
+    village = web.actor.village_code
+    staff_query = (
+        select(User).where(User.role != "head", User.role != "admin").order_by(User.username)
+    )
+    if village is not None:
+        staff_query = staff_query.where(User.village_code == village)
+    return render(
+        request,
+        "acting.html",
+        status,
+        web=web,
+        nav=nav(session, svc, web),
+        rows=acting.assignments(session, village),
+        staff=list(session.scalars(staff_query.limit(500))),
+        prefixes=acting.PREFIXES,
+        error=error,
+        errors=errors or {},
+    )
+
+
+@router.post("/plt")
+async def acting_post(request: Request, web: WebDep, svc: Svc) -> Response:
+    require(web, "admin", "head")
+    await check_csrf(request, web)
+    form = await request.form()
+    try:
+        user_id = int(str(form.get("user_id", "0")))
+        starts = date.fromisoformat(str(form.get("starts_on", "")))
+        ends = date.fromisoformat(str(form.get("ends_on", "")))
+    except ValueError:
+        with transaction(svc.factory) as session:
+            return _acting_page(
+                request,
+                session,
+                svc,
+                web,
+                error=_("Fill in the person and both dates."),
+                status=422,
+            )
+    try:
+        with transaction(svc.factory) as session:
+            user = session.get(User, user_id)
+            village = user.village_code if user else None
+            acting.record(
+                session,
+                web.actor,
+                village_code=village or "",
+                user_id=user_id,
+                prefix=str(form.get("prefix", "")),
+                starts_on=starts,
+                ends_on=ends,
+                note=str(form.get("note", "")),
+            )
+    except InvalidInput as exc:
+        with transaction(svc.factory) as session:
+            return _acting_page(
+                request, session, svc, web, error=str(exc), errors=exc.errors, status=422
+            )
+    return RedirectResponse(f"{PREFIX}/plt", 303)
+
+
+# --------------------------------------------------------------------------- regency admin
+
+
+@router.get("/admin")
+def admin_home(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "admin")
+    with transaction(svc.factory) as session:
+        requests_by = dict(
+            session.execute(
+                select(LetterRequest.village_code, func.count()).group_by(
+                    LetterRequest.village_code
+                )
+            ).all()
+        )
+        letters_by = dict(
+            session.execute(
+                select(Letter.village_code, func.count()).group_by(Letter.village_code)
+            ).all()
+        )
+        villages = list(session.scalars(select(Village).order_by(Village.code)))
+        return render(
+            request,
+            "admin/home.html",
+            web=web,
+            nav={},
+            villages=villages,
+            requests_by=requests_by,
+            letters_by=letters_by,
+        )
+
+
+@router.get("/admin/desa/{code}")
+def admin_village(request: Request, code: str, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "admin")
+    with transaction(svc.factory) as session:
+        return _village_page(request, session, web, code)
+
+
+def _village_page(request, session, web, code, *, ok=False, status=200):
+    village = session.get(Village, code)
+    if village is None:
+        raise HTTPException(404)
+    head = session.scalar(select(User).where(User.village_code == code, User.role == "head"))
+    return render(
+        request, "admin/village.html", status, web=web, nav={}, village=village, head=head, ok=ok
+    )
+
+
+@router.post("/admin/desa/{code}")
+async def admin_village_post(request: Request, code: str, web: WebDep, svc: Svc) -> Response:
+    require(web, "admin")
+    await check_csrf(request, web)
+    form = await request.form()
+    with transaction(svc.factory) as session:
+        village = session.get(Village, code)
+        if village is None:
+            raise HTTPException(404)
+        village.address = str(form.get("address", village.address)).strip()[:200]
+        head = session.scalar(select(User).where(User.village_code == code, User.role == "head"))
+        if head is not None:
+            head.full_name = (
+                str(form.get("head_name", head.full_name)).strip()[:120] or head.full_name
+            )
+            nip = str(form.get("head_nip", "")).strip()
+            head.nip = nip[:18] or None
+    return RedirectResponse(f"{PREFIX}/admin/desa/{code}?ok=1", 303)
+
+
+@router.get("/admin/pengguna")
+def admin_users(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "admin")
+    with transaction(svc.factory) as session:
+        return _users_page(request, session, web)
+
+
+def _users_page(request, session, web, *, error=None, errors=None, values=None, status=200):
+    users = list(
+        session.scalars(select(User).order_by(User.village_code, User.username).limit(1000))
+    )
+    return render(
+        request,
+        "admin/users.html",
+        status,
+        web=web,
+        nav={},
+        users=users,
+        roles=ALL_ROLES,
+        error=error,
+        errors=errors or {},
+        values=values or {},
+        today=now_utc(),
+    )
+
+
+@router.post("/admin/pengguna")
+async def admin_users_post(request: Request, web: WebDep, svc: Svc) -> Response:
+    require(web, "admin")
+    await check_csrf(request, web)
+    form = await request.form()
+    values = {
+        k: str(form.get(k, "")).strip()
+        for k in ("username", "full_name", "role", "village_code", "password")
+    }
+    try:
+        if len(values["password"]) < 8:
+            raise InvalidInput("Pengguna belum dibuat.", {"password": "Minimal 8 karakter."})
+        with transaction(svc.factory) as session:
+            create_user(
+                session,
+                username=values["username"],
+                full_name=values["full_name"] or values["username"],
+                role=values["role"],
+                village_code=values["village_code"] or None,
+                password=values["password"],
+            )
+    except InvalidInput as exc:
+        with transaction(svc.factory) as session:
+            return _users_page(
+                request, session, web, error=str(exc), errors=exc.errors, values=values, status=422
+            )
+    return RedirectResponse(f"{PREFIX}/admin/pengguna", 303)
+
+
+@router.post("/admin/pengguna/{user_id}/sertifikat")
+async def admin_issue_certificate(
+    request: Request, user_id: int, web: WebDep, svc: Svc
+) -> Response:
+    require(web, "admin")
+    await check_csrf(request, web)
+    form = await request.form()
+    passphrase = str(form.get("passphrase", ""))
+    try:
+        with transaction(svc.factory) as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise HTTPException(404)
+            if len(passphrase) < 8:
+                raise InvalidInput(
+                    "Sertifikat belum diterbitkan.", {"passphrase": "Minimal 8 karakter."}
+                )
+            enroll_signer(session, svc.settings.keys_dir, user, passphrase)
+    except InvalidInput as exc:
+        with transaction(svc.factory) as session:
+            return _users_page(
+                request, session, web, error=f"{exc} {' '.join(exc.errors.values())}", status=422
+            )
+    return RedirectResponse(f"{PREFIX}/admin/pengguna", 303)
+
+
+@router.get("/admin/alur")
+def admin_workflows(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    require(web, "admin")
+    return render(
+        request, "admin/workflows.html", web=web, nav={}, specs=list(svc.catalog.specs.values())
+    )

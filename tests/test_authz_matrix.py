@@ -1,0 +1,151 @@
+"""Generated authorization matrix: every route of the staff app, for every role, in the user's
+own village and in another village. A route missing from RULES fails the test, so a new route
+must be classified before it ships."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from engine import batches
+from engine.db import transaction
+from engine.letter_requests import act, create_request
+from engine.users import Actor, get_user
+from staff_app.routes import router
+from suratdesa.web import create_app
+from tests.test_staff_app import csrf_of, sign_in
+
+STAFF = ("operator", "kasi", "sekdes", "head")
+ALL = (*STAFF, "admin")
+# (method, path) -> roles allowed. Request- and batch-scoped routes answer 404 outside them.
+RULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "/staf/masuk"): ALL,
+    ("POST", "/staf/masuk"): ALL,
+    ("POST", "/staf/keluar"): ALL,
+    ("GET", "/staf/sandi"): ALL,
+    ("POST", "/staf/sandi"): ALL,
+    ("GET", "/staf/beranda"): ALL,
+    ("GET", "/staf/baru"): ("operator",),
+    ("GET", "/staf/penduduk"): ("operator",),
+    ("POST", "/staf/baru"): ("operator",),
+    ("GET", "/staf/permohonan"): ("operator",),
+    ("GET", "/staf/antrean"): ("kasi", "sekdes"),
+    ("GET", "/staf/permohonan/{request_id}"): ALL,
+    ("POST", "/staf/permohonan/{request_id}/tindakan"): STAFF,
+    ("POST", "/staf/permohonan/{request_id}/diserahkan"): ("operator",),
+    ("GET", "/staf/permohonan/{request_id}/pratinjau.pdf"): ALL,
+    ("GET", "/staf/permohonan/{request_id}/surat.pdf"): ALL,
+    ("GET", "/staf/tandatangan"): ("head",),
+    ("POST", "/staf/tandatangan"): ("head",),
+    ("GET", "/staf/tandatangan/{batch_id}"): ALL,  # only its signer sees it: 404 to others
+    ("GET", "/staf/tandatangan/{batch_id}/status"): ALL,
+    ("GET", "/staf/arsip"): ALL,
+    ("GET", "/staf/arsip.csv"): ALL,
+    ("GET", "/staf/plt"): ("admin", "head"),
+    ("POST", "/staf/plt"): ("admin", "head"),
+    ("GET", "/staf/admin"): ("admin",),
+    ("GET", "/staf/admin/desa/{code}"): ("admin",),
+    ("POST", "/staf/admin/desa/{code}"): ("admin",),
+    ("GET", "/staf/admin/pengguna"): ("admin",),
+    ("POST", "/staf/admin/pengguna"): ("admin",),
+    ("POST", "/staf/admin/pengguna/{user_id}/sertifikat"): ("admin",),
+    ("GET", "/staf/admin/alur"): ("admin",),
+}
+OWNED = ("{request_id}", "{batch_id}")  # scoped to the Grogol request / head.grogol's batch
+
+
+def routes() -> list[tuple[str, str]]:
+    found = []
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        for method in route.methods:
+            found.append((method, route.path))
+    return sorted(found)
+
+
+def test_every_route_is_classified():
+    assert sorted(RULES) == routes()
+
+
+@pytest.fixture
+def world(services, logins, passphrase):
+    """An issued letter in Desa Grogol and a signing batch of head.grogol."""
+    with transaction(services.factory) as session:
+        actors = {r: Actor.of(get_user(session, f"{r}.grogol")) for r in STAFF}
+        nik = logins.sample_niks["33.11.01.2001"][0]
+        req = create_request(
+            session,
+            services.catalog,
+            actors["operator"],
+            "surat-keterangan-umum",
+            {"applicant": nik},
+            {"keperluan": "Melamar pekerjaan"},
+        )
+        rid = req.id
+        act(session, services.catalog, actors["operator"], rid, "submit", version=req.version)
+        spec = services.catalog.pinned(session, req)
+        while spec.step(req.state).role != "head":
+            act(
+                session,
+                services.catalog,
+                actors[spec.step(req.state).role],
+                rid,
+                "approve",
+                version=req.version,
+            )
+        version = req.version
+        user_id = get_user(session, "kasi.grogol").id
+    services.issuer.sign(actors["head"], rid, version=version, passphrase=passphrase)
+    batch_id = batches.start(services.issuer, actors["head"], [(rid, version)])
+    return {"request_id": rid, "batch_id": batch_id, "user_id": user_id, "code": "33.11.01.2001"}
+
+
+def call(client: TestClient, method: str, path: str, world: dict, csrf: str):
+    url = path.format(**world)
+    if method == "GET":
+        params = (
+            {"jenis": "surat-keterangan-umum", "subjek": "applicant"}
+            if "penduduk" in path
+            else None
+        )
+        return client.get(url, params=params)
+    data = {"csrf": csrf, "jenis": "surat-keterangan-umum", "version": "999", "action": "approve"}
+    return client.post(url, data=data)
+
+
+# The regency admin has no village (every village is theirs), so it has no "other" case.
+CASES = [(r, v) for r in ALL for v in ("own", "other") if not (r == "admin" and v == "other")]
+
+
+@pytest.mark.parametrize(("role", "village"), CASES)
+def test_matrix(services, world, role, village):
+    app = create_app(services.settings)
+    slug = "grogol" if village == "own" else "kenep"
+    username = "admin" if role == "admin" else f"{role}.{slug}"
+    problems = []
+    for method, path in routes():
+        if path == "/staf/masuk":
+            continue  # public: covered in test_staff_app
+        client = sign_in(app, username)
+        csrf = csrf_of(client.get("/staf/sandi").text)
+        r = call(client, method, path, world, csrf)
+        allowed = role in RULES[(method, path)]
+        owned = any(p in path for p in OWNED)
+        if not allowed:
+            expected = {403}
+        elif owned and (village == "other" or ("{batch_id}" in path and role != "head")):
+            expected = {404}
+        else:
+            expected = None
+        ok = (
+            r.status_code in expected
+            if expected
+            else r.status_code < 500 and r.status_code not in (403, 404)
+        )
+        if not ok:
+            text = re.sub(r"<[^>]+>|\s+", " ", r.text)[-200:]
+            problems.append(f"{method} {path}: {r.status_code} {text}")
+    assert not problems, "\n".join(problems)
