@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import audit, numbering
+from engine import acting, audit, numbering
 from engine.catalog import WorkflowCatalog
 from engine.config import Settings
 from engine.dates import WIB
@@ -27,6 +27,8 @@ from engine.letter_requests import load_for_actor, move
 from engine.models import Letter, LetterRequest, Resident, User, Village
 from engine.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
 from engine.residents import SEX_LABELS, full_address
+from engine.revocation import mark_replaced
+from engine.seal import qr_text, seal_for_letter
 from engine.signing import LoadedSigner, WrongPassphrase, load_signer, make_timestamper, sign_letter
 from engine.statemachine import ISSUED, transition
 from engine.timeutil import now_utc
@@ -103,7 +105,8 @@ class Issuer:
         with transaction(self.factory) as session:
             request = load_for_actor(session, actor, request_id)
             spec = self.catalog.pinned(session, request)
-            transition(spec, request.state, SIGN, actor.role, None)  # fail fast before unlocking
+            role = acting.capacity(session, actor, self.clock().astimezone(WIB).date()).role
+            transition(spec, request.state, SIGN, role, None)  # fail fast before unlocking
         signer = self.unlock(actor, passphrase, request_id=request_id)
         return self.issue(actor, request_id, version=version, signer=signer)
 
@@ -130,11 +133,13 @@ class Issuer:
                     "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
                 )
             spec = self.catalog.pinned(session, request)
-            target = transition(spec, request.state, SIGN, actor.role, None)
-            if target != ISSUED:
-                raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
             issued_at = self.clock()
             local = issued_at.astimezone(WIB)
+            # An acting head (Plt./Plh./Pj.) signs the head's step with their own key.
+            capacity = acting.capacity(session, actor, local.date())
+            target = transition(spec, request.state, SIGN, capacity.role, None)
+            if target != ISSUED:
+                raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
             village = session.get(Village, request.village_code)
             signer_user = session.get(User, actor.user_id)
             t0 = time.perf_counter()
@@ -150,13 +155,22 @@ class Issuer:
             t1 = time.perf_counter()
             code = new_verify_code()
             content = letter_content(
-                session, spec, request, village, signer_user, number, local.date()
+                session,
+                spec,
+                request,
+                village,
+                signer_user,
+                number,
+                local.date(),
+                signer_prefix=capacity.prefix,
             )
+            seal = seal_for_letter(self.settings.keys_dir, code, content)
             pdf = render_letter(
                 spec.template_path,
                 content,
                 verify_url=f"{self.settings.public_url}/v/{code}",
                 paper=self.settings.paper,
+                qr_text=qr_text(self.settings.public_url, code, seal),
             )
             t2 = time.perf_counter()
             signed = sign_letter(
@@ -193,6 +207,8 @@ class Issuer:
             )
             session.add(letter)
             session.flush()
+            if request.replaces_letter_id is not None:
+                mark_replaced(session, letter, request.replaces_letter_id, actor)
             apply_effects(session, spec, request)
             move(
                 session,
@@ -225,8 +241,11 @@ class Issuer:
         )
 
 
-def signer_title_lines(village: Village) -> tuple[str, ...]:
-    return (f"{village.head_title.upper()} {village.name.upper()}",)
+def signer_title_lines(village: Village, prefix: str | None = None) -> tuple[str, ...]:
+    """The signature block's title: "KEPALA DESA GROGOL", or "Plt. KEPALA DESA GROGOL" for an
+    acting head (the prefix keeps its own case, as Indonesian letters print it)."""
+    title = f"{village.head_title.upper()} {village.name.upper()}"
+    return (f"{prefix} {title}",) if prefix else (title,)
 
 
 def letter_content(
@@ -237,6 +256,8 @@ def letter_content(
     signer: User | None,
     number: str | None,
     issued_on: date,
+    *,
+    signer_prefix: str | None = None,
 ) -> LetterContent:
     residents = {
         r.nik: r
@@ -265,7 +286,7 @@ def letter_content(
             postal_code=village.postal_code,
         ),
         signer=SignerInfo(
-            title_lines=signer_title_lines(village),
+            title_lines=signer_title_lines(village, signer_prefix),
             name=signer.full_name if signer else "",
             nip=signer.nip if signer else None,
         ),

@@ -285,3 +285,58 @@ class RevokedCertificate(Base):
     serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # hex
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class SignBatch(Base):
+    """One passphrase entry signing one or more letters. Progress lives here (not in a process)
+    so any app process can show it."""
+
+    __tablename__ = "sign_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SignBatchItem(Base):
+    __tablename__ = "sign_batch_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("sign_batches.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|done|failed
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"))
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+# Archive and queue indexes (staff web app, migration 0003). The archive pages by keyset on
+# (issued_at, id), never OFFSET; names are matched by trigram on PostgreSQL.
+Index("ix_letters_village_issued", Letter.village_code, Letter.issued_at, Letter.id)
+Index("ix_letters_issued", Letter.issued_at, Letter.id)
+Index(
+    "ix_letters_village_workflow_issued", Letter.village_code, Letter.workflow_id, Letter.issued_at
+)
+Index("ix_letters_subject_nik", Letter.subject_nik)
+Index(
+    "ix_letters_subject_name_trgm",
+    Letter.subject_name,
+    postgresql_using="gin",
+    postgresql_ops={"subject_name": "gin_trgm_ops"},
+)
+Index("ix_requests_created_by", LetterRequest.created_by_id, LetterRequest.updated_at)
+
+
+class RateLimitCounter(Base):
+    """Requests per client address and fixed time window, shared by every app process."""
+
+    __tablename__ = "rate_limit_counters"
+    bucket: Mapped[str] = mapped_column(String(20), primary_key=True)  # "v" | "verify"
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds // width
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# The portal looks up "which letter replaced this one" on every /v/ page view.
+Index("ix_letters_replaces_letter_id", Letter.replaces_letter_id)

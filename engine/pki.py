@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -45,6 +45,7 @@ class PkiPaths:
     issuing_key: Path
     tsa_cert: Path
     tsa_key: Path
+    seal_key: Path
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def pki_paths(keys_dir: Path) -> PkiPaths:
         issuing_key=keys_dir / "issuing-ca.key.pem",
         tsa_cert=keys_dir / "tsa.pem",
         tsa_key=keys_dir / "tsa.key.pem",
+        seal_key=keys_dir / "seal.key.pem",
     )
 
 
@@ -240,6 +242,15 @@ def _init_locked(paths: PkiPaths, regency: str) -> None:
         )
         _store(paths.tsa_cert, paths.tsa_key, tsa_cert, tsa_key)
 
+    if not paths.seal_key.exists():
+        seal = ec.generate_private_key(ec.SECP256R1())
+        pem = seal.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _write_new(paths.seal_key, pem, 0o600)
+
 
 def _require(path: Path) -> Path:
     if not path.exists():
@@ -331,3 +342,47 @@ def issue_signer(
         not_after=cert.not_valid_after_utc,
         serial=cert.serial_number,
     )
+
+
+def load_seal_key(keys_dir: Path) -> ec.EllipticCurvePrivateKey:
+    """The P-256 key that signs the offline seal in each letter's QR (COSE ES256).
+
+    Created by ``init_pki`` (also for a key directory made before the seal existed)."""
+    path = pki_paths(keys_dir).seal_key
+    if not path.exists():
+        init_pki(keys_dir)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise PkiError(f"{path}: expected a P-256 private key")
+    return key
+
+
+CRL_VALID = timedelta(days=7)
+
+
+def build_crl(
+    keys_dir: Path, revoked: list[tuple[int, datetime]], *, now: datetime | None = None
+) -> bytes:
+    """The issuing CA's CRL (DER) listing the given (serial, revoked_at) signer certificates."""
+    issuing_cert, issuing_key = load_issuing_ca_key(keys_dir)
+    now = now or datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuing_cert.subject)
+        .last_update(now)
+        .next_update(now + CRL_VALID)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing_key.public_key()),
+            critical=False,
+        )
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+    )
+    for serial, revoked_at in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(revoked_at)
+            .build()
+        )
+    crl = builder.sign(issuing_key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.DER)

@@ -323,8 +323,10 @@ class _Layout:
         draft: bool,
         verify_url: str | None,
         base_dir: Path,
+        qr_text: str | None = None,
     ) -> None:
         self.pdf = pdf
+        self.qr_text = qr_text or verify_url  # the QR may carry more than the printed URL
         self.page_w, self.page_h = paper
         self.cached = cached
         self.draft = draft
@@ -706,7 +708,7 @@ class _Layout:
             self.qr_count += 1
             if not self.draft:  # never a QR on anything unsigned
                 assert self.verify_url is not None
-                _draw_qr(self.pdf, self.verify_url, x, self.y, size)
+                _draw_qr(self.pdf, self.qr_text or self.verify_url, x, self.y, size)
         self.y += size
 
     def img(self, el: ET.Element, x: float, w: float, draw: bool) -> None:
@@ -802,6 +804,7 @@ def markup_to_pdf(
     draft: bool = False,
     base_dir: Path | None = None,
     font_cache: bool = True,
+    qr_text: str | None = None,
 ) -> bytes:
     """Lay out letter markup (see the module docstring) as a PDF."""
     if paper not in PAPERS:
@@ -823,6 +826,7 @@ def markup_to_pdf(
         draft=draft,
         verify_url=verify_url,
         base_dir=(base_dir or Path.cwd()).resolve(),
+        qr_text=qr_text,
     )
     layout.new_page()
     layout.blocks(root, layout.left, layout.right - layout.left, True)
@@ -838,9 +842,11 @@ def render_letter(
     verify_url: str | None,
     paper: str = "F4",
     draft: bool = False,
+    qr_text: str | None = None,
 ) -> bytes:
     """The letter as PDF bytes. A draft has no QR and a DRAFT watermark; a letter being
-    signed must carry its verification URL (printed and in the QR)."""
+    signed must carry its verification URL (printed and in the QR). ``qr_text`` is what the
+    QR encodes when it carries more than the printed URL (the URL plus the offline seal)."""
     if draft and verify_url is not None:
         raise ValueError("a draft has no verification URL: nothing unsigned carries a QR")
     if not draft and not verify_url:
@@ -855,4 +861,5 @@ def render_letter(
         paper=paper,
         draft=draft,
         base_dir=template_path.resolve().parent,
+        qr_text=qr_text,
     )

@@ -8,12 +8,11 @@ whether a letter was withdrawn comes from the registry, not from certificate rev
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
@@ -38,7 +37,10 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 
+from engine.aio import run_sync
+
 VALID, INVALID, REVOKED, UNKNOWN = "VALID", "INVALID", "REVOKED", "UNKNOWN"
+REPLACED = "REPLACED"
 
 # Check revocation data only where a certificate declares a source, never fetch, and do not
 # fail for its absence. Our certificates declare none, so in practice nothing is checked.
@@ -56,7 +58,7 @@ REVOCATION_NOT_CHECKED = "tidak diperiksa (tidak ada data pencabutan sertifikat)
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    status: str  # "active" | "revoked"
+    status: str  # "active" | "revoked" | "replaced"
     number: str
     verify_code: str
 
@@ -78,12 +80,16 @@ class SignatureDetail:
     trusted: bool
     bottom_line: bool
     revocation: str = REVOCATION_NOT_CHECKED
+    chain: tuple[str, ...] = ()  # common names from the signer up to the trust anchor
+    serial: str | None = None  # signer certificate serial, hex (looked up in the CRL)
+    certification: str | None = None  # DocMDP level of a certification signature, in words
+    changes: str = ""  # what changed after this signature, in words
 
 
 @dataclass
 class Verdict:
     valid: bool
-    status: str  # VALID | INVALID | REVOKED | UNKNOWN
+    status: str  # VALID | INVALID | REVOKED | REPLACED | UNKNOWN
     reasons: list[str]
     signatures: list[SignatureDetail] = field(default_factory=list)
     signed_revision_sha256: str | None = None
@@ -132,6 +138,10 @@ def _detail(emb: EmbeddedPdfSignature, status: Any, kind: str) -> SignatureDetai
         ts_time = tsa = ts_trusted = None
     mod = status.modification_level
     docmdp = emb.docmdp_level
+    path = getattr(status, "validation_path", None)
+    chain: tuple[str, ...] = ()
+    if path is not None:
+        chain = tuple(_cn(c.subject) for c in reversed(list(path.iter_certs(include_root=True))))
     return SignatureDetail(
         field_name=str(emb.field_name),
         kind=kind,
@@ -147,7 +157,34 @@ def _detail(emb: EmbeddedPdfSignature, status: Any, kind: str) -> SignatureDetai
         intact=bool(status.intact and status.valid),
         trusted=bool(status.trusted),
         bottom_line=bool(getattr(status, "bottom_line", status.trusted)),
+        chain=chain,
+        serial=format(cert.serial_number, "x"),
+        certification=_CERTIFICATION_WORDS.get(docmdp.name) if docmdp is not None else None,
+        changes=_changes_words(status.coverage, mod),
     )
+
+
+_CERTIFICATION_WORDS = {
+    "NO_CHANGES": "sertifikasi: tidak boleh ada perubahan",
+    "FILL_FORMS": "sertifikasi: hanya pengisian formulir",
+    "ANNOTATE": "sertifikasi: pengisian formulir dan anotasi",
+}
+
+
+def _changes_words(coverage: SignatureCoverageLevel | None, mod: ModificationLevel | None) -> str:
+    if coverage == SignatureCoverageLevel.ENTIRE_FILE:
+        return "tidak ada perubahan"
+    if coverage == SignatureCoverageLevel.ENTIRE_REVISION:
+        if mod in (None, ModificationLevel.NONE):
+            return "tidak ada perubahan isi"
+        if mod == ModificationLevel.LTA_UPDATES:
+            return "hanya pembaruan arsip (data validasi / stempel waktu dokumen)"
+        if mod == ModificationLevel.FORM_FILLING:
+            return "ada perubahan: isian formulir atau tanda tangan baru"
+        if mod == ModificationLevel.ANNOTATIONS:
+            return "ada perubahan: anotasi ditambahkan"
+        return "ada perubahan: isi dokumen diubah"
+    return "tanda tangan tidak mencakup seluruh dokumen"
 
 
 async def _validate_certification(
@@ -188,14 +225,14 @@ def _signed_revision(pdf: bytes, emb: EmbeddedPdfSignature) -> bytes:
 
 
 @dataclass(frozen=True)
-class _CryptoOk:
+class CryptoOk:
     details: list[SignatureDetail]
     signed_hash: str
 
 
 async def _verify_crypto(
     pdf: bytes, roots: list[asn1_x509.Certificate], at: datetime | None
-) -> Verdict | _CryptoOk:
+) -> Verdict | CryptoOk:
     reasons: list[str] = []
     eof = pdf.rfind(b"%%EOF")
     if eof < 0:
@@ -207,6 +244,11 @@ async def _verify_crypto(
     sigs = sorted(reader.embedded_signatures, key=lambda e: e.signed_revision)
     if not sigs:
         return _invalid(["Berkas tidak memiliki tanda tangan elektronik"])
+
+    for emb in sigs:
+        problem = _byte_range_problem(pdf, emb)
+        if problem:
+            return _invalid([problem])
 
     first = sigs[0]
     if first.sig_object_type != "/Sig":
@@ -263,7 +305,24 @@ async def _verify_crypto(
 
     if reasons:
         return _invalid(reasons, signatures=details, signed_revision_sha256=signed_hash)
-    return _CryptoOk(details, signed_hash)
+    return CryptoOk(details, signed_hash)
+
+
+_HEX_GAP = re.compile(rb"<[0-9A-Fa-f]*>")
+
+
+def _byte_range_problem(pdf: bytes, emb: EmbeddedPdfSignature) -> str | None:
+    """The ByteRange must start at 0, leave exactly one gap, and that gap must hold nothing
+    but the /Contents hex string: anything hidden there (signature wrapping) is unsigned."""
+    try:
+        start1, len1, start2, len2 = (int(x) for x in emb.byte_range)
+    except (TypeError, ValueError):
+        return "Rentang tanda tangan (/ByteRange) rusak"
+    if start1 != 0 or len1 <= 0 or start2 <= len1 or len2 < 0 or start2 + len2 > len(pdf):
+        return "Rentang tanda tangan (/ByteRange) tidak sah"
+    if not _HEX_GAP.fullmatch(pdf, len1, start2):
+        return "Ada data tersembunyi di celah tanda tangan (/Contents)"
+    return None
 
 
 def _tail_is_revisions(pdf: bytes, reader: PdfFileReader, sigs: list[EmbeddedPdfSignature]) -> bool:
@@ -286,37 +345,99 @@ def _only_lta_after(coverage: SignatureCoverageLevel | None, mod: ModificationLe
     )
 
 
+CertRevocationLookup = Callable[[str], "CertRevocation | None"]
+
+
+@dataclass(frozen=True)
+class CertRevocation:
+    revoked_at: datetime
+    reason: str | None
+
+
+CRL_SOURCE = "CRL Kabupaten (registri sertifikat dicabut)"
+
+
+def crypto_check(
+    pdf: bytes, *, trust_roots: Iterable[TrustRoot], at: datetime | None = None
+) -> Verdict | CryptoOk:
+    """The part of the verdict that needs only the file and the roots (no database): safe to
+    run in a separate, resource-limited worker process. Finish with ``with_registry``."""
+    return run_sync(_acrypto_check(pdf, trust_roots, at))
+
+
+async def _acrypto_check(
+    pdf: bytes, trust_roots: Iterable[TrustRoot], at: datetime | None
+) -> Verdict | CryptoOk:
+    try:
+        roots = [to_asn1_cert(c) for c in trust_roots]
+        return await _verify_crypto(pdf, roots, at)
+    except Exception as e:  # noqa: BLE001 - the rule: any exception while reading is INVALID
+        return _invalid([f"Berkas tidak dapat diperiksa: {type(e).__name__}: {e}"])
+
+
+def with_registry(
+    result: Verdict | CryptoOk,
+    registry_lookup: Callable[[str], RegistryEntry | None],
+    cert_revocation: CertRevocationLookup | None = None,
+) -> Verdict:
+    if isinstance(result, Verdict):
+        return result
+    details = list(result.details)
+    reasons: list[str] = []
+    checked = cert_revocation is not None
+    if cert_revocation is not None:
+        for i, d in enumerate(details):
+            if d.kind != "signature" or d.serial is None:
+                continue
+            rev = cert_revocation(d.serial)
+            if rev is None:
+                details[i] = replace(d, revocation=f"tidak dicabut (sumber: {CRL_SOURCE})")
+                continue
+            when = rev.revoked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            proof = d.timestamp_time
+            if proof is not None and proof < rev.revoked_at:
+                text = f"dicabut {when}, setelah surat ditandatangani (sumber: {CRL_SOURCE})"
+            else:
+                text = f"DICABUT {when} (sumber: {CRL_SOURCE})"
+                reasons.append(
+                    "Sertifikat penandatangan telah dicabut sebelum surat ditandatangani"
+                )
+            details[i] = replace(d, revocation=text)
+    # Outside any try on purpose: a registry outage must surface as an error, not as a
+    # verdict that calls a genuine letter invalid.
+    entry = registry_lookup(result.signed_hash)
+    common: dict[str, Any] = {
+        "signatures": details,
+        "signed_revision_sha256": result.signed_hash,
+        "registry": entry,
+        "revocation_checked": checked,
+    }
+    if reasons:
+        return Verdict(False, INVALID, reasons, **common)
+    if entry is None:
+        reason = "Tanda tangan sah, tetapi surat ini tidak tercatat di registri"
+        return Verdict(False, UNKNOWN, [reason], **common)
+    if entry.status == "revoked":
+        return Verdict(False, REVOKED, ["Surat ini telah dicabut oleh penerbitnya"], **common)
+    if entry.status == "replaced":
+        reason = "Surat ini telah diganti dengan surat pembetulan"
+        return Verdict(False, REPLACED, [reason], **common)
+    if entry.status != "active":
+        return Verdict(False, UNKNOWN, [f"Status surat di registri: {entry.status}"], **common)
+    return Verdict(True, VALID, [], **common)
+
+
 async def averify_pdf(
     pdf: bytes,
     *,
     trust_roots: Iterable[TrustRoot],
     registry_lookup: Callable[[str], RegistryEntry | None],
     at: datetime | None = None,
+    cert_revocation: CertRevocationLookup | None = None,
 ) -> Verdict:
     """verify_pdf for callers that already run an event loop (async web handlers)."""
-    try:
-        roots = [to_asn1_cert(c) for c in trust_roots]
-        result = await _verify_crypto(pdf, roots, at)
-    except Exception as e:  # noqa: BLE001 - the rule: any exception while reading is INVALID
-        return _invalid([f"Berkas tidak dapat diperiksa: {type(e).__name__}: {e}"])
-    if isinstance(result, Verdict):
-        return result
-    # Outside the try on purpose: a registry outage must surface as an error, not as a
-    # verdict that calls a genuine letter invalid.
-    entry = registry_lookup(result.signed_hash)
-    common: dict[str, Any] = {
-        "signatures": result.details,
-        "signed_revision_sha256": result.signed_hash,
-        "registry": entry,
-    }
-    if entry is None:
-        reason = "Tanda tangan sah, tetapi surat ini tidak tercatat di registri"
-        return Verdict(False, UNKNOWN, [reason], **common)
-    if entry.status == "revoked":
-        return Verdict(False, REVOKED, ["Surat ini telah dicabut oleh penerbitnya"], **common)
-    if entry.status != "active":
-        return Verdict(False, UNKNOWN, [f"Status surat di registri: {entry.status}"], **common)
-    return Verdict(True, VALID, [], **common)
+    result = await _acrypto_check(pdf, trust_roots, at)
+    return with_registry(result, registry_lookup, cert_revocation)
 
 
 def verify_pdf(
@@ -325,6 +446,7 @@ def verify_pdf(
     trust_roots: Iterable[TrustRoot],
     registry_lookup: Callable[[str], RegistryEntry | None],
     at: datetime | None = None,
+    cert_revocation: CertRevocationLookup | None = None,
 ) -> Verdict:
     """Judge an uploaded PDF offline. Any failure to read the file is an INVALID verdict.
 
@@ -334,12 +456,23 @@ def verify_pdf(
     ``at`` judges as of another moment (default: now). Exceptions raised by
     ``registry_lookup`` propagate. In async code use ``averify_pdf``.
     """
-    return asyncio.run(
-        averify_pdf(pdf, trust_roots=trust_roots, registry_lookup=registry_lookup, at=at)
+    return run_sync(
+        averify_pdf(
+            pdf,
+            trust_roots=trust_roots,
+            registry_lookup=registry_lookup,
+            at=at,
+            cert_revocation=cert_revocation,
+        )
     )
 
 
 __all__ = [
+    "REPLACED",
+    "CertRevocation",
+    "CryptoOk",
+    "crypto_check",
+    "with_registry",
     "INVALID",
     "REVOKED",
     "UNKNOWN",

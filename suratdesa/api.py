@@ -287,3 +287,41 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, InvalidInput) and exc.errors:
             body["errors"] = exc.errors
         return JSONResponse(body, status)
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(description="why the letter is withdrawn (shown on the public page)")
+
+
+class ReplaceIn(BaseModel):
+    reason: str = Field(description="what the corrected letter fixes")
+    data: dict[str, Any] = Field(default_factory=dict, description="corrected fields")
+
+
+def _letter_id(session, request_id: int) -> int:
+    letter_id = session.scalar(select(Letter.id).where(Letter.request_id == request_id))
+    if letter_id is None:
+        raise NotFound("Surat belum diterbitkan.")
+    return letter_id
+
+
+@router.post("/requests/{request_id}/letter/revoke", tags=["letters"])
+def post_revoke(request_id: int, body: RevokeIn, svc: ServicesDep, actor: ActorDep) -> LetterOut:
+    """Revoke an issued letter (head of its village or regency admin); audited, public at once."""
+    from engine.revocation import revoke_letter
+
+    with transaction(svc.factory) as session:
+        letter_id = _letter_id(session, request_id)
+        return _letter_out(svc, revoke_letter(session, actor, letter_id, body.reason))
+
+
+@router.post("/requests/{request_id}/letter/replace", status_code=201, tags=["letters"])
+def post_replace(request_id: int, body: ReplaceIn, svc: ServicesDep, actor: ActorDep) -> dict:
+    """Start a corrected letter that replaces this one; it walks the usual approval chain and,
+    once signed, the old letter shows as replaced with a link to the new one."""
+    from engine.revocation import start_replacement
+
+    with transaction(svc.factory) as session:
+        letter_id = _letter_id(session, request_id)
+        req = start_replacement(session, svc.catalog, actor, letter_id, body.reason, body.data)
+        return {"id": req.id, "state": req.state, "version": req.version}

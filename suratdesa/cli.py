@@ -159,6 +159,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if verdict.valid else 1
 
 
+def cmd_verify_qr(args: argparse.Namespace) -> int:
+    """Check a scanned QR text offline against a saved key list (from /pki/seal-keys.cose)."""
+    from cryptography import x509
+
+    from engine.pki import load_trust_roots
+    from engine.seal import SealError, load_key_list, parse_qr, verify_seal
+
+    if args.root:
+        roots = x509.load_pem_x509_certificates(Path(args.root).read_bytes())
+    else:
+        roots = load_trust_roots(get_settings().keys_dir)
+    try:
+        keys = load_key_list(Path(args.keys).read_bytes(), roots)
+        qr = parse_qr(args.text)
+        if qr.seal is None:
+            print("TIDAK ADA SEGEL: QR ini hanya berisi alamat; periksa secara daring.")
+            return 1
+        fields = verify_seal(qr.seal, keys)
+    except SealError as e:
+        print(f"TIDAK SAH: {e}")
+        return 1
+    print("SEGEL SAH (pemeriksaan luring; status cabut/ganti hanya terlihat daring)")
+    print(f"  Nomor        : {fields.number}")
+    print(f"  Tanggal      : {fields.issued_on:%d-%m-%Y}")
+    print(f"  Nama         : {fields.subject_name}")
+    print(f"  Kode         : {qr.code}")
+    print(f"  Digest isi   : {fields.content_digest.hex()}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.bootstrap import DEMO_PASSPHRASE, DEMO_PASSWORD, seed_demo
 
@@ -172,6 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Kata sandi tanda tangan kepala desa/lurah: {DEMO_PASSPHRASE}")
     for code, niks in logins.sample_niks.items():
         print(f"Contoh NIK penduduk {code}: {', '.join(niks)}")
+    print(f"Aplikasi staf (masuk dengan akun di atas): {settings.public_url}/staf/masuk")
     print(f"API: {settings.public_url}/docs   (lihat README untuk contoh curl)")
     return 0
 
@@ -243,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)
+    s = sub.add_parser("verify-qr", help="check a scanned QR text offline (seal + key list)")
+    s.add_argument("text")
+    s.add_argument("--keys", required=True, help="key list saved from /pki/seal-keys.cose")
+    s.add_argument("--root", help="trusted root CA PEM (default: the configured keys dir)")
+    s.set_defaults(func=cmd_verify_qr)
     sub.add_parser("demo", help="migrate, seed the demo and print logins").set_defaults(
         func=cmd_demo
     )

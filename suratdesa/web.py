@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from engine.config import Settings
+from staff_app.web import install as install_staff_app
 from suratdesa.api import install_error_handlers, router
 from suratdesa.services import Services
 from verify_portal.app import router as portal_router
@@ -45,9 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(portal_router)
+    install_staff_app(app)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/staf/masuk")
 
     return app

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from engine.dates import roman_month, today_wib
 from engine.db import transaction
 from engine.models import AuditEvent, Letter, NumberSequence, Resident
+from engine.seal import local_keys, parse_qr, verify_seal
 from suratdesa.web import create_app
 from tests.letters import (
     GROGOL,
@@ -97,7 +98,13 @@ def test_each_letter_type_from_nik_to_verified_letter(
     assert letter["number"] in text
     assert "DESA GROGOL" in text
     # The QR printed on the page leads to the public page, which names the letter.
-    assert decode_qr(pdf) == [letter["verify_url"]]
+    # The QR carries the verification URL plus an offline seal signed with the regency's key.
+    (scanned,) = decode_qr(pdf)
+    qr = parse_qr(scanned)
+    assert qr.code == letter["verify_url"].rsplit("/", 1)[1]
+    assert scanned.lower().startswith(settings.public_url.lower())
+    sealed = verify_seal(qr.seal, local_keys(settings.keys_dir))
+    assert sealed.number == letter["number"]
     page = staff.client.get(letter["verify_url"].removeprefix(settings.public_url))
     assert page.status_code == 200
     assert "ASLI" in page.text

@@ -1,16 +1,42 @@
-"""Public verification: the page a QR code opens. First cut: registry status and the minimum a
-reader needs to compare with the paper in hand. No search, masked NIK, no sequential ids."""
+"""The public verification portal: the page a QR opens (/v/{code}), the upload check
+(/verify and /api/public/verify), and the trust publication (/pki/).
+
+Privacy (UU 27/2022): a letter is found only by its unguessable code; no search by name or NIK;
+the NIK is masked. Abuse: per-address rate limits counted in the database (all processes).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import asdict
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine, select
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
 
+from engine import pki
 from engine.db import transaction
-from engine.public import find_public_letter
+from engine.models import RevokedCertificate
+from engine.public import lookup_public_letter, public_pdf
+from engine.ratelimit import hit, limit_from_env
+from engine.registry import registry_lookup
+from engine.seal import SealError, build_key_list, local_keys, verify_seal
+from engine.verification import CertRevocation, Verdict, with_registry
+from verify_portal.worker import Busy, pool
+
+MAX_UPLOAD = 10 * 1024 * 1024  # a one-page letter is ~100 KB
+LIMIT_V = limit_from_env("v", 120)
+LIMIT_VERIFY = limit_from_env("verify", 20)
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -18,29 +44,121 @@ _templates = Environment(
 )
 VERDICTS = {
     "active": ("ASLI", "Surat ini asli dan tercatat aktif.", "ok"),
-    "revoked": ("DICABUT", "Surat ini tercatat sudah dicabut dan tidak berlaku.", "bad"),
+    "revoked": ("DICABUT", "Surat ini sudah dicabut dan tidak berlaku lagi.", "bad"),
+    "replaced": ("DIGANTI", "Surat ini sudah diganti dengan surat pembetulan.", "warn"),
 }
+UPLOAD_VERDICTS = {
+    "VALID": ("ASLI", "Tanda tangan sah, dokumen utuh, dan surat tercatat aktif.", "ok"),
+    "INVALID": ("TIDAK SAH", "Berkas ini tidak dapat diterima sebagai surat asli.", "bad"),
+    "REVOKED": ("DICABUT", "Berkas asli, tetapi surat ini sudah dicabut.", "bad"),
+    "REPLACED": ("DIGANTI", "Berkas asli, tetapi surat ini sudah diganti.", "warn"),
+    "UNKNOWN": ("TIDAK DIKENAL", "Surat ini tidak tercatat di registri.", "bad"),
+}
+NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 router = APIRouter()
 
 
-@router.get("/v/{code}", response_class=HTMLResponse, include_in_schema=False)
-def letter_page(code: str, request: Request) -> HTMLResponse:
-    with transaction(request.app.state.services.factory) as session:
-        letter = find_public_letter(session, code)
+def _engine(request: Request) -> Engine:
+    return request.app.state.services.factory.kw["bind"]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    html = _templates.get_template(name).render(**ctx)
+    return HTMLResponse(html, status_code=status, headers=NO_STORE)
+
+
+def _too_many(json_body: bool) -> Response:
+    headers = {**NO_STORE, "Retry-After": "60"}
+    message = "Terlalu banyak permintaan dari alamat Anda. Coba lagi dalam satu menit."
+    if json_body:
+        return JSONResponse({"status": "rate_limited", "detail": message}, 429, headers=headers)
+    html = _templates.get_template("message.html").render(title="Terlalu banyak", text=message)
+    return HTMLResponse(html, status_code=429, headers=headers)
+
+
+# --------------------------------------------------------------------------- /v/{code}
+
+
+def _letter_view(request: Request, code: str, seal: str | None) -> Response:
+    with _engine(request).begin() as conn:
+        if not hit(conn, LIMIT_V, _client(request)):
+            return _too_many(False)
+        letter = lookup_public_letter(conn, code)
     if letter is None:
-        html = _templates.get_template("letter.html").render(letter=None, verdict=None)
-        return HTMLResponse(html, status_code=404)
-    verdict = VERDICTS[letter.status]
-    html = _templates.get_template("letter.html").render(letter=letter, verdict=verdict)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return _page("letter.html", 404, letter=None, verdict=None, seal=None)
+    seal_result = _check_seal(request, seal, letter) if seal else None
+    return _page(
+        "letter.html", letter=letter, verdict=VERDICTS[letter.status], seal=seal_result, code=code
+    )
+
+
+def _check_seal(request: Request, seal: str, letter) -> tuple[bool, str]:
+    keys = _local_keys(str(request.app.state.services.settings.keys_dir))
+    try:
+        fields = verify_seal(seal, keys)
+    except SealError as e:
+        return False, str(e)
+    same = (
+        fields.number == letter.number
+        and fields.subject_name == letter.subject_name[: len(fields.subject_name)]
+        and fields.issued_on == letter.issued_at.astimezone(_wib()).date()
+    )
+    if not same:
+        return False, "Segel sah tetapi isinya tidak cocok dengan registri"
+    return True, "Segel elektronik pada QR sah dan cocok dengan registri"
+
+
+def _wib():
+    from engine.dates import WIB
+
+    return WIB
+
+
+@lru_cache(maxsize=4)
+def _local_keys(keys_dir: str):
+    return local_keys(Path(keys_dir))
+
+
+for prefix in ("/v", "/V"):
+
+    @router.get(prefix + "/{code}/surat.pdf", include_in_schema=False)
+    def letter_pdf(code: str, request: Request) -> Response:
+        with _engine(request).begin() as conn:
+            if not hit(conn, LIMIT_V, _client(request)):
+                return _too_many(False)
+            found = public_pdf(conn, code)
+        if found is None:
+            return _page("letter.html", 404, letter=None, verdict=None, seal=None)
+        number, pdf = found
+        filename = number.replace("/", "-") + ".pdf"
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    @router.get(prefix + "/{code}", response_class=HTMLResponse, include_in_schema=False)
+    def letter_page(code: str, request: Request) -> Response:
+        return _letter_view(request, code, None)
+
+    @router.get(prefix + "/{code}/{seal}", response_class=HTMLResponse, include_in_schema=False)
+    def letter_page_sealed(code: str, seal: str, request: Request) -> Response:
+        return _letter_view(request, code, seal)
 
 
 @router.get("/api/public/letters/{code}", tags=["public"])
-def letter_json(code: str, request: Request) -> JSONResponse:
-    with transaction(request.app.state.services.factory) as session:
-        letter = find_public_letter(session, code)
+def letter_json(code: str, request: Request) -> Response:
+    with _engine(request).begin() as conn:
+        if not hit(conn, LIMIT_V, _client(request)):
+            return _too_many(True)
+        letter = lookup_public_letter(conn, code)
     if letter is None:
-        return JSONResponse({"status": "not_found"}, status_code=404)
+        return JSONResponse({"status": "not_found"}, status_code=404, headers=NO_STORE)
+    base = request.app.state.services.settings.public_url
     return JSONResponse(
         {
             "status": letter.status,
@@ -51,6 +169,214 @@ def letter_json(code: str, request: Request) -> JSONResponse:
             "district": letter.district,
             "signer": {"name": letter.signer_name, "capacity": letter.signer_capacity},
             "subject": {"name": letter.subject_name, "nik": letter.subject_nik_masked},
+            "purpose": letter.purpose,
             "pdf_sha256": letter.pdf_sha256,
+            "revoked_at": letter.revoked_at.isoformat() if letter.revoked_at else None,
+            "revoke_reason": letter.revoke_reason,
+            "replaced_by": (
+                f"{base}/v/{letter.replaced_by_code}" if letter.replaced_by_code else None
+            ),
+        },
+        headers=NO_STORE,
+    )
+
+
+# --------------------------------------------------------------------------- /verify
+
+
+class UploadRefused(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The request body, refused as soon as it passes MAX_UPLOAD (never read whole first)."""
+    declared = request.headers.get("content-length")
+    too_big = f"Berkas terlalu besar (maksimal {MAX_UPLOAD // (1024 * 1024)} MB)."
+    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD + 64 * 1024:
+        raise UploadRefused(too_big, 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_UPLOAD + 64 * 1024:
+            raise UploadRefused(too_big, 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _uploaded_pdf(request: Request) -> bytes:
+    body = await _read_limited(request)
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+
+        async def stream() -> AsyncGenerator[bytes, None]:
+            yield body
+
+        try:
+            form = await MultiPartParser(
+                Headers(raw=request.headers.raw),
+                stream(),
+                max_files=1,
+                max_fields=5,
+                max_part_size=MAX_UPLOAD,
+            ).parse()
+        except MultiPartException as e:
+            raise UploadRefused(f"Formulir unggahan tidak dapat dibaca: {e.message}") from e
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise UploadRefused("Pilih berkas PDF surat yang akan diperiksa.")
+        data = await upload.read()
+        await form.close()
+    else:
+        data = body
+    if not data:
+        raise UploadRefused("Berkas kosong. Pilih berkas PDF surat.")
+    if len(data) > MAX_UPLOAD:
+        raise UploadRefused(f"Berkas terlalu besar (maksimal {MAX_UPLOAD // 1048576} MB).", 413)
+    if b"%PDF-" not in data[:1024]:
+        raise UploadRefused("Berkas ini bukan PDF. Hanya berkas PDF yang dapat diperiksa.", 415)
+    return data
+
+
+@lru_cache(maxsize=4)
+def _roots_der(keys_dir: str) -> tuple[bytes, ...]:
+    return tuple(
+        c.public_bytes(serialization.Encoding.DER) for c in pki.load_trust_roots(Path(keys_dir))
+    )
+
+
+def _finish(request: Request, result) -> Verdict:
+    factory = request.app.state.services.factory
+
+    def cert_revocation(serial_hex: str) -> CertRevocation | None:
+        with transaction(factory) as session:
+            row = session.get(RevokedCertificate, serial_hex)
+            return CertRevocation(row.revoked_at, row.reason) if row else None
+
+    return with_registry(result, registry_lookup(factory), cert_revocation)
+
+
+async def _verify_upload(request: Request) -> tuple[Verdict | None, str | None, int]:
+    """(verdict, refusal message, HTTP status)."""
+    with _engine(request).begin() as conn:
+        allowed = hit(conn, LIMIT_VERIFY, _client(request))
+    if not allowed:
+        return None, None, 429
+    try:
+        pdf = await _uploaded_pdf(request)
+    except UploadRefused as e:
+        return None, str(e), e.status
+    roots = list(_roots_der(str(request.app.state.services.settings.keys_dir)))
+    try:
+        result = await run_in_threadpool(pool().check, pdf, roots)
+    except Busy:
+        return None, "Server sedang sibuk. Coba lagi sebentar lagi.", 503
+    verdict = await run_in_threadpool(_finish, request, result)
+    return verdict, None, 200
+
+
+@router.get("/verify", response_class=HTMLResponse, include_in_schema=False)
+def verify_form() -> HTMLResponse:
+    return _page("verify.html", verdict=None, refusal=None)
+
+
+@router.post("/verify", response_class=HTMLResponse, include_in_schema=False)
+async def verify_upload(request: Request) -> Response:
+    verdict, refusal, status = await _verify_upload(request)
+    if status == 429:
+        return _too_many(False)
+    if verdict is None:
+        return _page("verify.html", status, verdict=None, refusal=refusal)
+    base = request.app.state.services.settings.public_url
+    return _page(
+        "verify.html",
+        verdict=verdict,
+        label=UPLOAD_VERDICTS[verdict.status],
+        refusal=None,
+        base=base,
+    )
+
+
+def verdict_json(verdict: Verdict, base: str) -> dict[str, Any]:
+    data = json.loads(json.dumps(asdict(verdict), default=_iso))
+    if verdict.registry is not None:
+        data["registry"] = {
+            "status": verdict.registry.status,
+            "number": verdict.registry.number,
+            "url": f"{base}/v/{verdict.registry.verify_code}",
         }
+    return data
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+@router.post("/api/public/verify", tags=["public"])
+async def verify_api(request: Request) -> Response:
+    """Upload a PDF (raw `application/pdf` body, or multipart field `file`); the verdict."""
+    verdict, refusal, status = await _verify_upload(request)
+    if status == 429:
+        return _too_many(True)
+    if verdict is None:
+        return JSONResponse({"status": "refused", "detail": refusal}, status, headers=NO_STORE)
+    base = request.app.state.services.settings.public_url
+    return JSONResponse(verdict_json(verdict, base), headers=NO_STORE)
+
+
+# --------------------------------------------------------------------------- /pki/
+
+
+def _keys_dir(request: Request) -> Path:
+    return request.app.state.services.settings.keys_dir
+
+
+@router.get("/pki/", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/pki", response_class=HTMLResponse, include_in_schema=False)
+def pki_page(request: Request) -> HTMLResponse:
+    root = pki.load_root_ca(_keys_dir(request))
+    fingerprint = root.fingerprint(hashes.SHA256()).hex(":").upper()
+    html = _templates.get_template("pki.html").render(root=root, fingerprint=fingerprint)
+    return HTMLResponse(html)
+
+
+def _cert(cert, name: str) -> Response:
+    return Response(
+        cert.public_bytes(serialization.Encoding.PEM),
+        media_type="application/x-pem-file",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/pki/root-ca.pem", include_in_schema=False)
+def root_pem(request: Request) -> Response:
+    return _cert(pki.load_root_ca(_keys_dir(request)), "root-ca.pem")
+
+
+@router.get("/pki/issuing-ca.pem", include_in_schema=False)
+def issuing_pem(request: Request) -> Response:
+    return _cert(pki.load_issuing_ca(_keys_dir(request)), "issuing-ca.pem")
+
+
+@router.get("/pki/issuing-ca.crl", include_in_schema=False)
+def crl(request: Request) -> Response:
+    with transaction(request.app.state.services.factory) as session:
+        rows = session.scalars(select(RevokedCertificate)).all()
+        revoked = [(int(r.serial, 16), r.revoked_at) for r in rows]
+    return Response(
+        pki.build_crl(_keys_dir(request), revoked),
+        media_type="application/pkix-crl",
+        headers={"Cache-Control": "max-age=300"},
+    )
+
+
+@router.get("/pki/seal-keys.cose", include_in_schema=False)
+def seal_keys(request: Request) -> Response:
+    return Response(
+        build_key_list(_keys_dir(request)),
+        media_type="application/cose",
+        headers={"Content-Disposition": 'attachment; filename="seal-keys.cose"'},
     )
