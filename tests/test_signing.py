@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -22,6 +20,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from engine import pki, signing
+from tests.conftest import require_tool
 from tests.pdf_fixtures import PASSPHRASE, issue_test_signer, one_page_pdf
 
 
@@ -121,11 +120,7 @@ def test_signed_letter_validates_in_pyhanko(signed, keys):
 
 
 def test_pdfsig_accepts_the_signature(signed, tmp_path):
-    pdfsig = shutil.which("pdfsig")
-    if pdfsig is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("pdfsig (poppler-utils) is required in CI")
-        pytest.skip("pdfsig (poppler-utils) is not installed")
+    pdfsig = require_tool("pdfsig")
     path = tmp_path / "signed.pdf"
     path.write_bytes(signed)
     out = subprocess.run([pdfsig, str(path)], capture_output=True, text=True, timeout=30)
