@@ -14,7 +14,13 @@ from sqlalchemy import select
 
 from engine.db import transaction
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, SuratDesaError
-from engine.letter_requests import act, create_request, load_for_actor, timeline
+from engine.letter_requests import (
+    TimelineEntry,
+    act,
+    create_request,
+    load_for_actor,
+    timeline,
+)
 from engine.models import Letter, LetterRequest, Resident
 from engine.residents import SEX_LABELS, find_resident
 from engine.signing import WrongPassphrase
@@ -65,16 +71,6 @@ class SignIn(BaseModel):
     passphrase: str = Field(description="the signer's key passphrase; never stored")
 
 
-class TimelineOut(BaseModel):
-    at: str
-    actor: str
-    role: str
-    action: str
-    from_state: str | None
-    to_state: str | None
-    reason: str | None
-
-
 class LetterOut(BaseModel):
     number: str
     status: str
@@ -95,7 +91,7 @@ class RequestOut(BaseModel):
     data: dict[str, Any]
     actions: list[str]
     letter: LetterOut | None = None
-    timeline: list[TimelineOut] = []
+    timeline: list[TimelineEntry] = []
 
 
 class ResidentOut(BaseModel):
@@ -137,7 +133,7 @@ def _request_out(svc: Services, session, actor: Actor, req: LetterRequest) -> Re
         data=req.data,
         actions=available_actions(spec, req.state, actor.role),
         letter=_letter_out(svc, letter) if letter else None,
-        timeline=[TimelineOut(**vars(e)) for e in timeline(session, req.id)],
+        timeline=timeline(session, req.id),
     )
 
 
