@@ -1,4 +1,6 @@
-"""Acting heads (Plt./Plh./Pj.): who signs for a village on a given day, and with what title."""
+"""Who signs for a village on a given day, and with what title: the head; an acting head
+(Plt./Plh./Pj.) recorded for a date range; or, where the workflow step allows it, a staff member
+signing on the head's behalf ("a.n." / "u.b.")."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import Forbidden, InvalidInput
-from engine.models import ActingAssignment, User
+from engine.models import ActingAssignment, User, Village
 from engine.timeutil import now_utc
 from engine.users import Actor
+from engine.workflows import TERMINAL_STATES, WorkflowSpec
 
 PREFIXES = ("Plt.", "Plh.", "Pj.")
 
@@ -20,6 +23,21 @@ PREFIXES = ("Plt.", "Plh.", "Pj.")
 class Capacity:
     role: str  # the role the actor holds for the workflow step ("head" while acting)
     prefix: str | None  # "Plt." etc. on the letter; None for the head themself
+    on_behalf: str | None = None  # "a.n." / "u.b.": signs the head's step with their own title
+    own_role: str | None = None  # the actor's own role when signing on behalf
+
+
+def own_title(role: str, village: Village) -> str:
+    """A staff member's own title, as printed under "a.n. KEPALA DESA ..." and in their
+    certificate."""
+    if role == "head":
+        return village.head_title
+    kind = "Desa" if village.kind == "desa" else "Kelurahan"
+    return {
+        "sekdes": f"Sekretaris {kind}",
+        "kasi": "Kepala Seksi",
+        "operator": f"Staf {kind}",
+    }.get(role, role)
 
 
 def active_assignment(
@@ -47,6 +65,30 @@ def capacity(session: Session, actor: Actor, day: date) -> Capacity:
     if assignment is not None:
         return Capacity("head", assignment.prefix)
     return Capacity(actor.role, None)
+
+
+def step_capacity(
+    session: Session, actor: Actor, day: date, spec: WorkflowSpec, state: str
+) -> Capacity:
+    """The actor's capacity for the step a request is at: as head or acting head, else on the
+    head's behalf where the step's ``signers`` name the actor's role, else their own role."""
+    base = capacity(session, actor, day)
+    if state in TERMINAL_STATES or state not in spec.steps:
+        return base
+    step = spec.steps[state]
+    if base.role != step.role and actor.role in step.signers:
+        return Capacity(step.role, None, step.signers[actor.role], actor.role)
+    return base
+
+
+def delegated_states(specs: list[WorkflowSpec], role: str) -> list[tuple[str, str]]:
+    """(workflow id, state) pairs the role may sign on the head's behalf."""
+    return [
+        (spec.id, name)
+        for spec in specs
+        for name, step in spec.steps.items()
+        if role in step.signers
+    ]
 
 
 def record(

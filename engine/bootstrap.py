@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import regions
+from engine.acting import own_title
 from engine.errors import InvalidInput
 from engine.models import District, Resident, User, Village
 from engine.nik import make_nik
@@ -46,7 +47,8 @@ def seed_regions(session: Session) -> int:
 
 
 def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str) -> None:
-    """Issue a certificate for a head and store its passphrase-encrypted PKCS#12."""
+    """Issue a certificate for a signer (a head, or a sekdes/acting head: their own title goes
+    in the certificate) and store its passphrase-encrypted PKCS#12."""
     if user.village_code is None:
         raise InvalidInput("Admin kabupaten tidak menandatangani surat desa.")
     village = session.get(Village, user.village_code)
@@ -54,7 +56,7 @@ def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str)
         keys_dir,
         username=user.username,
         full_name=user.full_name,
-        title=village.head_title,
+        title=own_title(user.role, village),
         village=f"{village.kind_label.title()} {village.name}",
         passphrase=passphrase,
     )
@@ -116,7 +118,8 @@ class DemoLogins:
 
 
 def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
-    """Demo villages, staff of each role, a signer key per head and synthetic residents.
+    """Demo villages, staff of each role, a signer key per head and per sekdes (who signs
+    "a.n." where a workflow allows it), and synthetic residents.
     Idempotent; every run prints fresh API tokens (older ones stay valid)."""
     init_pki(keys_dir)
     seed_regions(session)
@@ -143,7 +146,7 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
                     nip=nip,
                     password=DEMO_PASSWORD,
                 )
-            if role == "head" and user.signer_p12 is None:
+            if role in ("head", "sekdes") and user.signer_p12 is None:
                 enroll_signer(session, keys_dir, user, DEMO_PASSPHRASE)
             logins.rows.append(
                 (username, role, f"{village.kind_label} {village.name}", issue_token(session, user))

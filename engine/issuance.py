@@ -105,7 +105,8 @@ class Issuer:
         with transaction(self.factory) as session:
             request = load_for_actor(session, actor, request_id)
             spec = self.catalog.pinned(session, request)
-            role = acting.capacity(session, actor, self.clock().astimezone(WIB).date()).role
+            day = self.clock().astimezone(WIB).date()
+            role = acting.step_capacity(session, actor, day, spec, request.state).role
             transition(spec, request.state, SIGN, role, None)  # fail fast before unlocking
         signer = self.unlock(actor, passphrase, request_id=request_id)
         return self.issue(actor, request_id, version=version, signer=signer)
@@ -135,8 +136,9 @@ class Issuer:
             spec = self.catalog.pinned(session, request)
             issued_at = self.clock()
             local = issued_at.astimezone(WIB)
-            # An acting head (Plt./Plh./Pj.) signs the head's step with their own key.
-            capacity = acting.capacity(session, actor, local.date())
+            # An acting head (Plt./Plh./Pj.), or a sekdes where the step allows "a.n.", signs
+            # the head's step with their own key.
+            capacity = acting.step_capacity(session, actor, local.date(), spec, request.state)
             target = transition(spec, request.state, SIGN, capacity.role, None)
             if target != ISSUED:
                 raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
@@ -163,6 +165,11 @@ class Issuer:
                 number,
                 local.date(),
                 signer_prefix=capacity.prefix,
+                signer_on_behalf=(
+                    (capacity.on_behalf, acting.own_title(capacity.own_role or actor.role, village))
+                    if capacity.on_behalf
+                    else None
+                ),
             )
             seal = seal_for_letter(self.settings.keys_dir, code, content)
             pdf = render_letter(
@@ -241,10 +248,17 @@ class Issuer:
         )
 
 
-def signer_title_lines(village: Village, prefix: str | None = None) -> tuple[str, ...]:
-    """The signature block's title: "KEPALA DESA GROGOL", or "Plt. KEPALA DESA GROGOL" for an
-    acting head (the prefix keeps its own case, as Indonesian letters print it)."""
+def signer_title_lines(
+    village: Village, prefix: str | None = None, on_behalf: tuple[str, str] | None = None
+) -> tuple[str, ...]:
+    """The signature block's title: "KEPALA DESA GROGOL", "Plt. KEPALA DESA GROGOL" for an
+    acting head, or ("a.n. KEPALA DESA GROGOL", "SEKRETARIS DESA") for a staff member signing
+    on the head's behalf, ``on_behalf`` being (mark, own title). Prefixes and marks keep their
+    own case, as Indonesian letters print them."""
     title = f"{village.head_title.upper()} {village.name.upper()}"
+    if on_behalf is not None:
+        mark, own = on_behalf
+        return (f"{mark} {title}", own.upper())
     return (f"{prefix} {title}",) if prefix else (title,)
 
 
@@ -258,6 +272,7 @@ def letter_content(
     issued_on: date,
     *,
     signer_prefix: str | None = None,
+    signer_on_behalf: tuple[str, str] | None = None,
 ) -> LetterContent:
     residents = {
         r.nik: r
@@ -286,7 +301,7 @@ def letter_content(
             postal_code=village.postal_code,
         ),
         signer=SignerInfo(
-            title_lines=signer_title_lines(village, signer_prefix),
+            title_lines=signer_title_lines(village, signer_prefix, signer_on_behalf),
             name=signer.full_name if signer else "",
             nip=signer.nip if signer else None,
         ),

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from engine.acting import delegated_states
 from engine.catalog import WorkflowCatalog
 from engine.models import LetterRequest
 from engine.timeutil import now_utc
@@ -32,17 +33,35 @@ def role_states(catalog: WorkflowCatalog, role: str) -> list[tuple[str, str]]:
     ]
 
 
-def _queue_filter(catalog: WorkflowCatalog, role: str):
-    pairs = role_states(catalog, role)
+def signing_states(catalog: WorkflowCatalog, role: str, *, as_head: bool) -> list[tuple[str, str]]:
+    """(workflow id, state) pairs a signer may sign: every head step when they sign as head
+    (or acting head), plus the steps whose ``signers`` let their own role sign "a.n."."""
+    pairs = role_states(catalog, "head") if as_head else []
+    extra = delegated_states(list(catalog.specs.values()), role)
+    return pairs + [p for p in extra if p not in pairs]
+
+
+def _pairs_filter(pairs: list[tuple[str, str]]):
     if not pairs:
         return None
     return or_(*(and_(LetterRequest.workflow_id == w, LetterRequest.state == s) for w, s in pairs))
 
 
+def _queue_filter(catalog: WorkflowCatalog, role: str):
+    return _pairs_filter(role_states(catalog, role))
+
+
 def queue(
-    session: Session, catalog: WorkflowCatalog, village_code: str, role: str
+    session: Session,
+    catalog: WorkflowCatalog,
+    village_code: str,
+    role: str,
+    *,
+    pairs: list[tuple[str, str]] | None = None,
 ) -> list[LetterRequest]:
-    condition = _queue_filter(catalog, role)
+    """The role's work list, oldest first; ``pairs`` (from :func:`signing_states`) instead of
+    the role's own steps for a signing queue."""
+    condition = _queue_filter(catalog, role) if pairs is None else _pairs_filter(pairs)
     if condition is None:
         return []
     return list(
@@ -55,8 +74,15 @@ def queue(
     )
 
 
-def queue_count(session: Session, catalog: WorkflowCatalog, village_code: str, role: str) -> int:
-    condition = _queue_filter(catalog, role)
+def queue_count(
+    session: Session,
+    catalog: WorkflowCatalog,
+    village_code: str,
+    role: str,
+    *,
+    pairs: list[tuple[str, str]] | None = None,
+) -> int:
+    condition = _queue_filter(catalog, role) if pairs is None else _pairs_filter(pairs)
     if condition is None:
         return 0
     return session.scalar(

@@ -18,14 +18,17 @@ File format (see ``workflows/*.yaml`` and :func:`workflow_json_schema`)::
     steps:
       draft:   {role: operator, label: Isian petugas, actions: {submit: review}}
       review:  {role: sekdes, actions: {approve: signing, return: draft, reject: rejected}}
-      signing: {role: head, actions: {sign: issued, return: review, reject: rejected}}
+      signing: {role: head, actions: {sign: issued, return: review, reject: rejected},
+                signers: {sekdes: a.n.}}   # optional: who else signs, on the head's behalf
     effects:
       issued: [{mark_deceased: deceased}]
 
 Rules beyond the shape: ``sign`` leads to ``issued`` and nothing else does; ``reject`` leads to
 ``rejected``; every other action leads to a step. ``cancelled`` is reached only through the
 built-in cancel (an operator, before issue), never declared. Every step is reachable from the
-initial step, every step can reach an end, and some path reaches ``issued``.
+initial step, every step can reach an end, and some path reaches ``issued``. ``signers`` is only
+allowed on a head's step with a ``sign`` action: it names the staff roles that may sign that step
+on the head's behalf, ``a.n.`` (sekdes) or ``u.b.`` (kasi), printed before the head's title.
 
 Problems are reported as ``file:line: reason`` with the reason in Bahasa Indonesia, since the
 regency admin who edits workflows reads them.
@@ -57,6 +60,9 @@ ACTIONS = frozenset({"submit", "approve", "return", "reject", "sign"})
 TERMINAL_STATES = frozenset({"issued", "rejected", "cancelled"})
 FIELD_TYPES = ("text", "textarea", "date", "time", "number", "choice", "nik")
 EFFECT_KINDS = frozenset({"mark_deceased"})
+# Who may sign a head's step on the head's behalf, and the mark printed before the head's title.
+DELEGATE_ROLES = ("sekdes", "kasi")
+DELEGATE_MARKS = ("a.n.", "u.b.")
 NUMBER_PLACEHOLDERS = frozenset(
     {"classification", "seq", "village_code", "month_roman", "month", "year"}
 )
@@ -148,6 +154,8 @@ class StepSpec:
     role: str
     actions: Mapping[str, str]  # action -> target state (read-only)
     label: str | None = None
+    # role -> "a.n." / "u.b.": who else may sign this (head's) step, on the head's behalf
+    signers: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -634,7 +642,7 @@ def _steps(p: _Problems, raw: object, line: int) -> dict[str, StepSpec]:
         if not isinstance(spec, _Map):
             p.add(raw.vline(name), f"{where}: harus berupa {{role: ..., actions: {{...}}}}")
             continue
-        _check_keys(p, spec, where, ("role", "actions"), ("label",))
+        _check_keys(p, spec, where, ("role", "actions"), ("label", "signers"))
         role = spec.get("role")
         if "role" in spec and role not in ROLES:
             p.add(
@@ -662,13 +670,48 @@ def _steps(p: _Problems, raw: object, line: int) -> dict[str, StepSpec]:
                     p.add(actions_raw.vline(action), f"{where}: tujuan aksi '{action}' harus nama")
                     continue
                 actions[action] = target
+        signers = _signers(p, spec, where, role, actions) if "signers" in spec else {}
         steps[name] = StepSpec(
             name=name,
             role=str(role),
             actions=MappingProxyType(actions),
             label=label if isinstance(label, str) else None,
+            signers=MappingProxyType(signers),
         )
     return steps
+
+
+def _signers(
+    p: _Problems, spec: _Map, where: str, role: object, actions: dict[str, str]
+) -> dict[str, str]:
+    raw = spec["signers"]
+    line = spec.vline("signers")
+    if not isinstance(raw, _Map) or not raw:
+        p.add(line, f"{where}: 'signers' harus berupa {{peran: a.n.}} (misal: {{sekdes: a.n.}})")
+        return {}
+    if role != "head":
+        p.add(spec.kline("signers"), f"{where}: 'signers' hanya untuk langkah peran head")
+        return {}
+    if "sign" not in actions:
+        p.add(spec.kline("signers"), f"{where}: 'signers' hanya untuk langkah dengan aksi sign")
+        return {}
+    out: dict[str, str] = {}
+    for signer, mark in raw.items():
+        if signer not in DELEGATE_ROLES:
+            p.add(
+                raw.kline(signer),
+                f"{where}: penanda tangan '{signer}' tidak dikenal "
+                f"(yang boleh: {', '.join(DELEGATE_ROLES)})",
+            )
+        elif mark not in DELEGATE_MARKS:
+            p.add(
+                raw.vline(signer),
+                f"{where}: penanda tangan '{signer}' harus {' atau '.join(DELEGATE_MARKS)}, "
+                f"bukan {mark!r}",
+            )
+        else:
+            out[signer] = mark
+    return out
 
 
 def _check_graph(
@@ -1008,6 +1051,12 @@ def workflow_json_schema() -> dict[str, Any]:
                     "properties": {
                         "role": {"enum": sorted(ROLES)},
                         "label": text,
+                        "signers": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "propertyNames": {"enum": list(DELEGATE_ROLES)},
+                            "additionalProperties": {"enum": list(DELEGATE_MARKS)},
+                        },
                         "actions": {
                             "type": "object",
                             "minProperties": 1,
@@ -1040,6 +1089,8 @@ def workflow_json_schema() -> dict[str, Any]:
 
 __all__ = [
     "ACTIONS",
+    "DELEGATE_MARKS",
+    "DELEGATE_ROLES",
     "EFFECT_KINDS",
     "FIELD_TYPES",
     "ROLES",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
-from engine import acting, archive, batches, queues
+from engine import acting, archive, attachments, batches, queues
 from engine.auth import SignInFailed, change_password, sign_in
 from engine.bootstrap import enroll_signer
 from engine.dates import WIB, format_tanggal
@@ -29,8 +29,8 @@ from engine.residents import SEX_LABELS, find_resident
 from engine.signing import WrongPassphrase
 from engine.statemachine import available_actions
 from engine.timeutil import now_utc
-from engine.users import ALL_ROLES, Actor, create_user
-from engine.workflows import WorkflowSpec
+from engine.users import ALL_ROLES, STAFF_ROLES, Actor, create_user
+from engine.workflows import TERMINAL_STATES, WorkflowSpec
 from staff_app.i18n import _, translations
 from staff_app.session import (
     PRE_COOKIE,
@@ -49,29 +49,32 @@ from staff_app.session import (
 from suratdesa.services import Services
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Labels through the catalog (English source, Indonesian in locale/id); the locale is fixed
+# per process, so they are translated once at import.
 ROLE_LABELS = {
-    "operator": "Operator",
-    "kasi": "Kasi",
-    "sekdes": "Sekretaris Desa",
-    "head": "Kepala Desa/Lurah",
-    "admin": "Admin Kabupaten",
+    "operator": _("Operator"),
+    "kasi": _("Section head"),
+    "sekdes": _("Village secretary"),
+    "head": _("Village head"),
+    "admin": _("Regency admin"),
 }
 STATE_LABELS = {
-    "draft": "Isian petugas",
-    "issued": "Terbit",
-    "rejected": "Ditolak",
-    "cancelled": "Dibatalkan",
+    "draft": _("Clerk's entry"),
+    "issued": _("Issued"),
+    "rejected": _("Rejected"),
+    "cancelled": _("Cancelled"),
 }
 ACTION_LABELS = {
-    "create": "Dibuat",
-    "submit": "Diajukan",
-    "approve": "Disetujui",
-    "return": "Dikembalikan",
-    "reject": "Ditolak",
-    "cancel": "Dibatalkan",
-    "sign": "Ditandatangani",
-    "sign_failed": "Gagal tanda tangan",
-    "handover": "Diserahkan",
+    "create": _("Created"),
+    "submit": _("Submitted"),
+    "approve": _("Approved"),
+    "return": _("Returned"),
+    "reject": _("Rejected"),
+    "cancel": _("Cancelled"),
+    "sign": _("Signed"),
+    "sign_failed": _("Signing failed"),
+    "handover": _("Handed over"),
+    "attach": _("Attachment saved"),
 }
 
 
@@ -166,16 +169,27 @@ def nav(session, svc: Services, web: Web) -> dict[str, int]:
     if actor.village_code is None:
         return {}
     counts: dict[str, int] = {}
-    role = acting.capacity(session, actor, now_utc().astimezone(WIB).date()).role
     if actor.role in ("kasi", "sekdes"):
         counts["queue"] = queues.queue_count(session, svc.catalog, actor.village_code, actor.role)
-    if role == "head":
-        counts["sign"] = queues.queue_count(session, svc.catalog, actor.village_code, "head")
+    pairs = signing_pairs(session, svc, actor)
+    if pairs:
+        counts["sign"] = queues.queue_count(
+            session, svc.catalog, actor.village_code, "head", pairs=pairs
+        )
     if actor.role == "operator":
         counts["draft"] = len(
             [r for r in queues.own_requests(session, actor.user_id) if r.state == "draft"]
         )
     return counts
+
+
+def signing_pairs(session, svc: Services, actor: Actor) -> list[tuple[str, str]]:
+    """The (workflow, state) pairs the actor signs today: as head or acting head, and/or on
+    the head's behalf where a workflow's signing step names their role."""
+    if actor.village_code is None:
+        return []
+    as_head = acting.capacity(session, actor, today()).role == "head"
+    return queues.signing_states(svc.catalog, actor.role, as_head=as_head)
 
 
 def require(web: Web, *roles: str) -> None:
@@ -404,6 +418,17 @@ def resident_lookup(
     return render(request, "_resident.html", web=web, info=info)
 
 
+async def uploads_of(form) -> list[attachments.Upload]:
+    """The files of the form's attachment inputs, read up to one byte past the limit."""
+    found = []
+    for item in form.getlist(attachments.FIELD):
+        if isinstance(item, str):
+            continue
+        data = await item.read(attachments.MAX_SIZE + 1)
+        found.append(attachments.Upload(item.filename or "", data, item.size))
+    return found
+
+
 def _form_values(form, spec: WorkflowSpec) -> tuple[dict[str, str], dict[str, str]]:
     subjects = {s.name: str(form.get(f"subject_{s.name}", "")).strip() for s in spec.subjects}
     data = {f.name: str(form.get(f"field_{f.name}", "")) for f in spec.fields}
@@ -417,15 +442,24 @@ async def new_request_post(request: Request, web: WebDep, svc: Svc) -> Response:
     form = await request.form()
     spec = _spec_or_404(svc, str(form.get("jenis", "")))
     subjects, data = _form_values(form, spec)
+    uploads = await uploads_of(form)
     error: str | None = None
+    file_errors: dict[str, str] = {}
+    try:
+        attachments.check(uploads)
+    except InvalidInput as exc:
+        file_errors = exc.errors
     try:
         with transaction(svc.factory) as session:
             req = create_request(session, svc.catalog, web.actor, spec.id, subjects, data)
+            if file_errors:  # the data is fine but a file is not: keep nothing yet
+                raise InvalidInput(_("The attachments could not be saved."), file_errors)
+            attachments.add(session, web.actor, req.id, uploads)
             act(session, svc.catalog, web.actor, req.id, "submit", version=req.version)
             new_id = req.id
     except InvalidInput as exc:
         error = str(exc)
-        errors = exc.errors
+        errors = {**exc.errors, **file_errors}
     else:
         return RedirectResponse(f"{PREFIX}/permohonan/{new_id}?ok=submit", 303)
     with transaction(svc.factory) as session:
@@ -503,8 +537,10 @@ def _request_page(
 ) -> HTMLResponse:
     req = load_request(session, web.actor, request_id)
     spec = svc.catalog.pinned(session, req)
-    role = acting.capacity(session, web.actor, today()).role
-    actions = available_actions(spec, req.state, role) if web.actor.role != "admin" else []
+    capacity = acting.step_capacity(session, web.actor, today(), spec, req.state)
+    actions = available_actions(spec, req.state, capacity.role) if web.actor.role != "admin" else []
+    if capacity.on_behalf:  # signing "a.n." is all a delegate does at the head's step
+        actions = [a for a in actions if a == "sign"]
     residents = {
         r.nik: r
         for r in session.scalars(select(Resident).where(Resident.nik.in_(req.subjects.values())))
@@ -526,11 +562,17 @@ def _request_page(
         editable=req.state == spec.initial_state and "submit" in actions,
         last_return=last_return,
         letter=letter,
+        files=attachments.listing(session, web.actor, req.id),
+        can_attach=web.actor.role in STAFF_ROLES and req.state not in TERMINAL_STATES,
+        size_label=attachments.size_label,
+        on_behalf=capacity.on_behalf,
         state=row(svc, session, req)["state_label"],
         ok=ok,
         error=error,
         errors=errors or {},
-        values=values if values is not None else {k: str(v) for k, v in req.data.items()},
+        values=values
+        if values is not None
+        else {k: "" if v is None else str(v) for k, v in req.data.items()},
     )
 
 
@@ -564,8 +606,11 @@ async def request_action(request: Request, request_id: int, web: WebDep, svc: Sv
         with transaction(svc.factory) as session:
             spec = svc.catalog.pinned(session, load_request(session, web.actor, request_id))
         data = {f.name: str(form.get(f"field_{f.name}", "")) for f in spec.fields}
+    uploads = await uploads_of(form) if action == "submit" else []
     try:
         with transaction(svc.factory) as session:
+            if any(u.filename or u.length for u in uploads):
+                attachments.add(session, web.actor, request_id, uploads)
             act(
                 session,
                 svc.catalog,
@@ -593,6 +638,57 @@ async def request_action(request: Request, request_id: int, web: WebDep, svc: Sv
                 status=status,
             )
     return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok={action}", 303)
+
+
+@router.post("/permohonan/{request_id}/lampiran")
+async def attach(request: Request, request_id: int, web: WebDep, svc: Svc) -> Response:
+    require(web, *STAFF_ROLES)
+    await check_csrf(request, web)
+    form = await request.form()
+    uploads = [u for u in await uploads_of(form) if u.filename or u.length]
+    with transaction(svc.factory) as session:
+        load_request(session, web.actor, request_id)  # another village's request: 404
+    try:
+        if not uploads:
+            raise InvalidInput(
+                _("Choose a file first."), {attachments.FIELD: _("Choose a file first.")}
+            )
+        with transaction(svc.factory) as session:
+            load_request(session, web.actor, request_id)
+            attachments.add(session, web.actor, request_id, uploads)
+    except InvalidInput as exc:
+        with transaction(svc.factory) as session:
+            return _request_page(
+                request,
+                session,
+                svc,
+                web,
+                request_id,
+                error=str(exc),
+                errors=exc.errors,
+                status=422,
+            )
+    return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok=attach#lampiran", 303)
+
+
+@router.get("/permohonan/{request_id}/lampiran/{attachment_id}")
+def attachment_file(
+    request: Request, request_id: int, attachment_id: int, web: WebDep, svc: Svc
+) -> Response:
+    with transaction(svc.factory) as session:
+        load_request(session, web.actor, request_id)
+        row = attachments.fetch(session, web.actor, request_id, attachment_id)
+        ascii_name = row.filename.encode("ascii", "replace").decode().replace('"', "_")
+        return Response(
+            row.data,
+            media_type=row.content_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+                f"filename*=UTF-8''{quote(row.filename)}",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, no-store",
+            },
+        )
 
 
 @router.post("/permohonan/{request_id}/diserahkan")
@@ -643,20 +739,23 @@ def letter_pdf(
 # --------------------------------------------------------------------------- signing
 
 
-def _require_signer(session, web: Web) -> None:
-    if acting.capacity(session, web.actor, today()).role != "head":
+def _require_signer(session, svc: Services, web: Web) -> list[tuple[str, str]]:
+    pairs = signing_pairs(session, svc, web.actor)
+    if not pairs:
         raise HTTPException(403)
+    return pairs
 
 
 @router.get("/tandatangan")
 def sign_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
     with transaction(svc.factory) as session:
-        _require_signer(session, web)
+        _require_signer(session, svc, web)
         return _sign_queue(request, session, svc, web)
 
 
 def _sign_queue(request, session, svc, web, *, error: str | None = None, status: int = 200):
-    items = queues.queue(session, svc.catalog, web.actor.village_code or "", "head")
+    pairs = _require_signer(session, svc, web)
+    items = queues.queue(session, svc.catalog, web.actor.village_code or "", "head", pairs=pairs)
     return render(
         request,
         "sign.html",
@@ -675,7 +774,7 @@ async def sign_post(
     await check_csrf(request, web)
     form = await request.form()
     with transaction(svc.factory) as session:
-        _require_signer(session, web)
+        _require_signer(session, svc, web)
     picked: list[tuple[int, int]] = []
     for value in form.getlist("req"):
         try:
@@ -690,7 +789,15 @@ async def sign_post(
             )
     with transaction(svc.factory) as session:
         for rid, _version in picked:
-            load_request(session, web.actor, rid)
+            req = load_request(session, web.actor, rid)
+            spec = svc.catalog.pinned(session, req)
+            if req.state in spec.steps:  # a finished one fails in the batch, with its reason
+                role = acting.step_capacity(session, web.actor, today(), spec, req.state).role
+                if role != spec.steps[req.state].role:
+                    raise Forbidden(
+                        _("You may not sign request #%(id)s (%(title)s).")
+                        % {"id": rid, "title": spec.title}
+                    )
     try:
         signer = svc.issuer.unlock(web.actor, str(form.get("passphrase", "")))
     except (WrongPassphrase, Forbidden) as exc:

@@ -1,16 +1,19 @@
 """Sign-in state for the staff app: a signed, expiring cookie (itsdangerous) carrying the user id
 and a CSRF token; nothing is kept in the process, so any app process can serve any request.
-A password change invalidates older sessions (their issue time predates it)."""
+A password change invalidates older sessions: each cookie carries the time of the password it
+was issued under, and a cookie whose time differs from the user's current one is refused."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
 
 from engine.config import _dev_secret_key
 from engine.db import transaction
@@ -43,8 +46,16 @@ def serializer(request: Request) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="suratdesa-staff")
 
 
+def password_stamp(changed: datetime | None) -> int:
+    """The password's generation as carried in a session cookie (microseconds; 0: never)."""
+    return 0 if changed is None else int(changed.timestamp() * 1_000_000)
+
+
 def make_session_cookie(request: Request, user_id: int) -> str:
-    return serializer(request).dumps({"u": user_id, "c": secrets.token_urlsafe(24)})
+    with transaction(request.app.state.services.factory) as session:
+        changed = session.scalar(select(User.password_changed_at).where(User.id == user_id))
+    payload = {"u": user_id, "c": secrets.token_urlsafe(24), "p": password_stamp(changed)}
+    return serializer(request).dumps(payload)
 
 
 def pre_csrf(request: Request) -> tuple[str, str | None]:
@@ -81,9 +92,7 @@ def current(request: Request) -> Web:
     if not raw:
         raise NeedSignIn(_next_of(request))
     try:
-        payload, issued = serializer(request).loads(
-            raw, max_age=SESSION_MAX_AGE, return_timestamp=True
-        )
+        payload = serializer(request).loads(raw, max_age=SESSION_MAX_AGE)
     except SignatureExpired:
         raise NeedSignIn(_next_of(request), expired=True) from None
     except BadSignature:
@@ -93,9 +102,8 @@ def current(request: Request) -> Web:
         user = session.get(User, payload["u"])
         if user is None or not user.active:
             raise NeedSignIn(_next_of(request))
-        changed = user.password_changed_at
-        if changed is not None and issued.timestamp() < int(changed.timestamp()):
-            raise NeedSignIn(_next_of(request), expired=True)
+        if payload.get("p", 0) != password_stamp(user.password_changed_at):
+            raise NeedSignIn(_next_of(request), expired=True)  # the password changed since
         village = user.village.name if user.village else None
         web = Web(Actor.of(user), payload["c"], village)
     return web

@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from engine import batches
+from engine import attachments, batches
 from engine.db import transaction
 from engine.letter_requests import act, create_request
 from engine.users import Actor, get_user
@@ -36,10 +36,13 @@ RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/staf/permohonan/{request_id}"): ALL,
     ("POST", "/staf/permohonan/{request_id}/tindakan"): STAFF,
     ("POST", "/staf/permohonan/{request_id}/diserahkan"): ("operator",),
+    ("POST", "/staf/permohonan/{request_id}/lampiran"): STAFF,
+    ("GET", "/staf/permohonan/{request_id}/lampiran/{attachment_id}"): ALL,
     ("GET", "/staf/permohonan/{request_id}/pratinjau.pdf"): ALL,
     ("GET", "/staf/permohonan/{request_id}/surat.pdf"): ALL,
-    ("GET", "/staf/tandatangan"): ("head",),
-    ("POST", "/staf/tandatangan"): ("head",),
+    # the sekdes signs "a.n." where a workflow allows it (surat-keterangan-umum does)
+    ("GET", "/staf/tandatangan"): ("head", "sekdes"),
+    ("POST", "/staf/tandatangan"): ("head", "sekdes"),
     ("GET", "/staf/tandatangan/{batch_id}"): ALL,  # only its signer sees it: 404 to others
     ("GET", "/staf/tandatangan/{batch_id}/status"): ALL,
     ("GET", "/staf/arsip"): ALL,
@@ -54,7 +57,8 @@ RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/staf/admin/pengguna/{user_id}/sertifikat"): ("admin",),
     ("GET", "/staf/admin/alur"): ("admin",),
 }
-OWNED = ("{request_id}", "{batch_id}")  # scoped to the Grogol request / head.grogol's batch
+# scoped to the Grogol request (and its attachment) / head.grogol's batch
+OWNED = ("{request_id}", "{batch_id}", "{attachment_id}")
 
 
 def routes() -> list[tuple[str, str]]:
@@ -85,6 +89,10 @@ def world(services, logins, passphrase):
             {"keperluan": "Melamar pekerjaan"},
         )
         rid = req.id
+        (attachment,) = attachments.add(
+            session, actors["operator"], rid, [attachments.Upload("kk.pdf", b"%PDF-1.4\n%%EOF\n")]
+        )
+        attachment_id = attachment.id
         act(session, services.catalog, actors["operator"], rid, "submit", version=req.version)
         spec = services.catalog.pinned(session, req)
         while spec.step(req.state).role != "head":
@@ -100,7 +108,13 @@ def world(services, logins, passphrase):
         user_id = get_user(session, "kasi.grogol").id
     services.issuer.sign(actors["head"], rid, version=version, passphrase=passphrase)
     batch_id = batches.start(services.issuer, actors["head"], [(rid, version)])
-    return {"request_id": rid, "batch_id": batch_id, "user_id": user_id, "code": "33.11.01.2001"}
+    return {
+        "request_id": rid,
+        "batch_id": batch_id,
+        "attachment_id": attachment_id,
+        "user_id": user_id,
+        "code": "33.11.01.2001",
+    }
 
 
 def call(client: TestClient, method: str, path: str, world: dict, csrf: str):

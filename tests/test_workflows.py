@@ -497,3 +497,67 @@ def test_load_workflows_collects_every_problem_and_duplicate_ids(tmp_path: Path)
 
 def test_workflow_spec_type() -> None:
     assert dataclasses.is_dataclass(WorkflowSpec)
+
+
+# --------------------------------------------------------------------------- a.n. signers
+
+
+def test_signers_shipped_only_on_the_general_letter() -> None:
+    specs = load_workflows(SHIPPED)
+    assert dict(specs["surat-keterangan-umum"].step("signing").signers) == {"sekdes": "a.n."}
+    for wf_id, spec in specs.items():
+        if wf_id != "surat-keterangan-umum":
+            assert all(not step.signers for step in spec.steps.values()), wf_id
+
+
+def test_signers_accepted(tmp_path: Path) -> None:
+    text = edit(
+        "signing: {role: head, actions: {sign: issued, return: review, reject: rejected}}",
+        "signing: {role: head, actions: {sign: issued, return: review, reject: rejected},\n"
+        '            signers: {sekdes: "a.n.", kasi: u.b.}}',
+    )
+    spec = load_workflow(write(tmp_path, text))
+    assert dict(spec.step("signing").signers) == {"sekdes": "a.n.", "kasi": "u.b."}
+    assert not spec.step("review").signers
+
+
+@pytest.mark.parametrize(
+    ("signers", "needle", "reason"),
+    [
+        ("{head: a.n.}", "head: a.n.", "penanda tangan 'head' tidak dikenal"),
+        ("{operator: a.n.}", "operator: a.n.", "penanda tangan 'operator' tidak dikenal"),
+        ("{sekdes: an}", "sekdes: an", "harus a.n. atau u.b., bukan 'an'"),
+        ("[sekdes]", "[sekdes]", "'signers' harus berupa {peran: a.n.}"),
+    ],
+)
+def test_signers_refused_with_line(tmp_path: Path, signers: str, needle: str, reason: str) -> None:
+    text = edit(
+        "signing: {role: head, actions: {sign: issued, return: review, reject: rejected}}",
+        "signing:\n"
+        "    role: head\n"
+        "    actions: {sign: issued, return: review, reject: rejected}\n"
+        f"    signers: {signers}",
+    )
+    e = refused(tmp_path, text)
+    assert reason in e.reason and e.reason.startswith("langkah 'signing'")
+    assert e.line == line_of(text, needle)
+
+
+def test_signers_only_on_a_heads_signing_step(tmp_path: Path) -> None:
+    text = edit(
+        "review: {role: sekdes, actions: {approve: signing, return: draft, reject: rejected}}",
+        "review:\n"
+        "    role: sekdes\n"
+        "    actions: {approve: signing, return: draft, reject: rejected}\n"
+        "    signers: {kasi: u.b.}",
+    )
+    e = refused(tmp_path, text)
+    assert "'signers' hanya untuk langkah peran head" in e.reason
+    assert e.line == line_of(text, "signers:")
+
+
+def test_signers_in_json_schema() -> None:
+    step = workflow_json_schema()["properties"]["steps"]["additionalProperties"]
+    signers = step["properties"]["signers"]
+    assert set(signers["propertyNames"]["enum"]) == {"sekdes", "kasi"}
+    assert set(signers["additionalProperties"]["enum"]) == {"a.n.", "u.b."}
