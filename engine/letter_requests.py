@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -213,7 +213,7 @@ def move(
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    at: str
+    at: datetime
     actor: str
     role: str
     action: str
@@ -228,7 +228,7 @@ def timeline(session: Session, request_id: int) -> list[TimelineEntry]:
     )
     return [
         TimelineEntry(
-            at=e.created_at.isoformat(),
+            at=e.created_at,
             actor=e.actor,
             role=e.role,
             action=e.action,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from engine import acting, archive, attachments, batches, queues
 from engine.auth import SignInFailed, change_password, sign_in
 from engine.bootstrap import enroll_signer
-from engine.dates import WIB, format_tanggal
+from engine.dates import WIB, format_jam, format_tanggal
 from engine.db import transaction
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, SuratDesaError
 from engine.letter_requests import act, create_request, timeline
@@ -76,6 +76,27 @@ ACTION_LABELS = {
     "handover": _("Handed over"),
     "attach": _("Attachment saved"),
 }
+# What a button says: the imperative, where the timeline says what happened.
+BUTTON_LABELS = {
+    "approve": _("Approve"),
+    "return": _("Return for revision"),
+    "reject": _("Reject"),
+    "cancel": _("Cancel request"),
+}
+
+
+def shown_value(spec_field, value: object) -> str:
+    """A stored field value as staff read it: Indonesian dates, "14.30" times, "-" for empty."""
+    if value is None or value == "":
+        return "-"
+    try:
+        if spec_field.type == "date":
+            return format_tanggal(date.fromisoformat(str(value)))
+        if spec_field.type == "time":
+            return format_jam(time.fromisoformat(str(value)))
+    except ValueError:
+        pass
+    return str(value)
 
 
 def _env() -> jinja2.Environment:
@@ -89,7 +110,9 @@ def _env() -> jinja2.Environment:
         P=PREFIX,
         ROLE_LABELS=ROLE_LABELS,
         ACTION_LABELS=ACTION_LABELS,
+        BUTTON_LABELS=BUTTON_LABELS,
         tanggal=format_tanggal,
+        shown=shown_value,
         wib=lambda dt: dt.astimezone(WIB).strftime("%d-%m-%Y %H:%M") if dt else "",
     )
     return env

@@ -62,13 +62,13 @@ def test_death_letter_from_nik_to_verified_qr(live_server, browser, logins, pass
 
     kasi = sign_in(browser, base, "kasi.grogol")
     for rid in [main_id, *others]:
-        act(kasi, base, rid, "Disetujui")
+        act(kasi, base, rid, "Setujui")
     sekdes = sign_in(browser, base, "sekdes.grogol")
     sekdes.goto(f"{base}/staf/antrean")
     shot(sekdes, "03-sekdes-queue")
-    act(sekdes, base, main_id, "Dikembalikan", "Tempat meninggal kurang lengkap")
+    act(sekdes, base, main_id, "Kembalikan", "Tempat meninggal kurang lengkap")
     shot(sekdes, "04-sekdes-returned")
-    act(kasi, base, main_id, "Dikembalikan", "Tempat meninggal kurang lengkap")
+    act(kasi, base, main_id, "Kembalikan", "Tempat meninggal kurang lengkap")
 
     op.goto(f"{base}/staf/permohonan/{main_id}")
     assert op.inner_text("#return-reason") == "Tempat meninggal kurang lengkap"
@@ -76,9 +76,9 @@ def test_death_letter_from_nik_to_verified_qr(live_server, browser, logins, pass
     shot(op, "05-operator-fixing")
     op.click("button:has-text('Ajukan')")
     op.wait_for_selector("p.ok")
-    act(kasi, base, main_id, "Disetujui")
+    act(kasi, base, main_id, "Setujui")
     for rid in [main_id, *others]:
-        act(sekdes, base, rid, "Disetujui")
+        act(sekdes, base, rid, "Setujui")
     shot(sekdes, "06-sekdes-approved")
 
     head = sign_in(browser, base, "head.grogol")
