@@ -1,12 +1,17 @@
 """Benchmark: the public portal on PostgreSQL with 100,000 letters.
 
     .venv/bin/python bench/portal.py [--database-url postgresql+psycopg://postgres@127.0.0.1/test]
-        [--letters 100000] [--duration 20] [--connections 50]
+        [--letters 100000] [--duration 20] [--connections 50] [--fast]
+
+``--fast`` serves with ``uvicorn --http httptools --loop uvloop`` (PyPI packages ``httptools``
+and ``uvloop``; not project dependencies yet: put them on PYTHONPATH, e.g.
+``pip install --target /tmp/fastlibs uvloop httptools`` and ``PYTHONPATH=/tmp/fastlibs``).
 
 Creates a scratch database next to the given one, issues one real letter through the API,
 clones it to N rows (small placeholder PDFs: /v/ never reads the PDF), starts uvicorn with 2
 workers, and measures with wrk (Debian package `wrk`):
-  - GET /v/{code} over 1,000 random codes (DB look-up + rate-limit upsert + HTML);
+  - GET /v/{code} over 1,000 random codes (one statement: letter + shared rate count; the
+    count is buffered per process and flushed every second; HTML);
   - baseline in the same run: GET /verify (template only, no database);
   - POST /api/public/verify latency for the real one-page letter (sequential, 30 uploads).
 The rate limit stays on (counted per request) but its ceiling is raised for the load client.
@@ -104,6 +109,7 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--fast", action="store_true", help="uvicorn --http httptools --loop uvloop")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("wrk is required: apt-get install -y wrk", file=sys.stderr)
@@ -142,7 +148,8 @@ def main() -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "suratdesa.web:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(args.port), "--workers", "2",
-             "--log-level", "warning", "--no-access-log"],
+             "--log-level", "warning", "--no-access-log",
+             *(["--http", "httptools", "--loop", "uvloop"] if args.fast else [])],
             cwd=PROJECT_ROOT, env=env,
         )  # fmt: skip
         base = settings.public_url
@@ -171,8 +178,9 @@ def main() -> int:
                                 headers={"content-type": "application/pdf"})  # fmt: skip
                 times.append((time.perf_counter() - t) * 1000)
                 assert r.json()["status"] == "VALID", r.text
+        stack = "httptools + uvloop" if args.fast else "h11 + asyncio"
         print(f"cores: {os.cpu_count()}, wrk -t2 -c{args.connections} -d{args.duration}s, "
-              f"uvicorn --workers 2, PostgreSQL")  # fmt: skip
+              f"uvicorn --workers 2 ({stack}), PostgreSQL")  # fmt: skip
         print(f"baseline GET /verify (no DB): {base_run['rps']:.0f} req/s, "
               f"p50 {base_run['p50']:.1f} ms, p99 {base_run['p99']:.1f} ms")  # fmt: skip
         print(f"GET /v/{{code}}: {v_run['rps']:.0f} req/s, p50 {v_run['p50']:.1f} ms, "

@@ -1,20 +1,22 @@
 """What the public may learn about a letter from its QR code: the minimum (UU 27/2022).
 
-No search: a letter is found only by its 160-bit random code. The look-up is one indexed query
-in SQLAlchemy Core (no ORM objects): it runs on every QR scan.
+No search: a letter is found only by its 160-bit random code. ``scan`` is what every QR scan
+costs: one indexed statement that also reads the client's shared rate-limit count.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, literal, select
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, aliased
 
 from engine.dates import WIB, format_tanggal
-from engine.models import District, Letter, LetterRequest, Village
+from engine.models import District, Letter, LetterRequest, RateLimitCounter, Village
 from engine.nik import mask_nik
 
 # A code is 32 base32 characters; anything else is rejected before touching the database.
@@ -57,27 +59,28 @@ def normalize_code(code: str) -> str | None:
 
 _new = aliased(Letter)
 _old = aliased(Letter)
+_COLUMNS = (
+    Letter.status,
+    Letter.title,
+    Letter.number,
+    Letter.issued_at,
+    Village.kind,
+    Village.name,
+    District.name,
+    Letter.signer_name,
+    Letter.signer_capacity,
+    Letter.subject_name,
+    Letter.subject_nik,
+    Letter.pdf_sha256,
+    Letter.revoked_at,
+    Letter.revoke_reason,
+    LetterRequest.data[PURPOSE_FIELD].as_string(),
+    _new.verify_code,
+    _new.number,
+    _old.number,
+)
 _QUERY = (
-    select(
-        Letter.status,
-        Letter.title,
-        Letter.number,
-        Letter.issued_at,
-        Village.kind,
-        Village.name,
-        District.name,
-        Letter.signer_name,
-        Letter.signer_capacity,
-        Letter.subject_name,
-        Letter.subject_nik,
-        Letter.pdf_sha256,
-        Letter.revoked_at,
-        Letter.revoke_reason,
-        LetterRequest.data,
-        _new.verify_code,
-        _new.number,
-        _old.number,
-    )
+    select(*_COLUMNS)
     .join(Village, Village.code == Letter.village_code)
     .join(District, District.code == Village.district_code)
     .join(LetterRequest, LetterRequest.id == Letter.request_id)
@@ -85,6 +88,74 @@ _QUERY = (
     .outerjoin(_old, _old.id == Letter.replaces_letter_id)
     .limit(1)
 )
+_rl = RateLimitCounter.__table__.c
+_one = select(literal(1).label("one")).subquery("one")
+
+
+# Built once with bound parameters: SQLAlchemy's compiled cache then serves every scan (building
+# the statement per request cost more than running it).
+_SCAN = (
+    select(
+        select(_rl["count"])
+        .where(
+            _rl.bucket == bindparam("bucket"),
+            _rl.client == bindparam("client"),
+            _rl.window == bindparam("window"),
+        )
+        .scalar_subquery(),
+        *_COLUMNS,
+    )
+    .select_from(_one)
+    .outerjoin(Letter, Letter.verify_code == bindparam("code"))
+    .outerjoin(Village, Village.code == Letter.village_code)
+    .outerjoin(District, District.code == Village.district_code)
+    .outerjoin(LetterRequest, LetterRequest.id == Letter.request_id)
+    .outerjoin(_new, _new.replaces_letter_id == Letter.id)
+    .outerjoin(_old, _old.id == Letter.replaces_letter_id)
+    .limit(1)
+)
+"""One row whether or not the letter exists: the shared rate-limit count, then the letter's
+columns (NULL when there is no such letter). Outer joins only; the foreign keys make them
+inner joins for an existing letter."""
+
+
+class StaleConnection(Exception):
+    """The pooled connection was dead; it is discarded, and the caller may retry once."""
+
+
+@lru_cache(maxsize=1)
+def _scan_pg() -> tuple[str, dict[str, object]]:
+    compiled = _SCAN.compile(dialect=psycopg_dialect())
+    return compiled.string, dict(compiled.params)
+
+
+def scan(
+    conn: Connection, code: str, key: tuple[str, str, int]
+) -> tuple[PublicLetter | None, int | None]:
+    """What a QR scan needs in one statement: the letter (None if unknown or malformed) and
+    the shared rate-limit count of ``key`` (None when nothing was read: malformed code)."""
+    norm = normalize_code(code)
+    if norm is None:
+        return None, None
+    bucket, client, window = key
+    params = {"bucket": bucket, "client": client, "window": window, "code": norm}
+    if conn.dialect.name == "postgresql":
+        # The driver directly, with SQL compiled once: SQLAlchemy's per-execution work cost
+        # as much as the query itself. Same statement, same parameters.
+        sql, fixed = _scan_pg()
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cur:
+                row = cur.execute(sql, {**fixed, **params}).fetchone()
+        except Exception as e:
+            if driver.broken or driver.closed:  # the server closed it (restart, failover)
+                conn.invalidate()
+                raise StaleConnection from e
+            raise
+    else:
+        row = conn.execute(_SCAN, params).one()
+    shared, *rest = row
+    return (_public(tuple(rest)) if rest[0] is not None else None), shared or 0
 
 
 def lookup_public_letter(conn: Connection | Session, code: str) -> PublicLetter | None:
@@ -92,17 +163,18 @@ def lookup_public_letter(conn: Connection | Session, code: str) -> PublicLetter 
     if norm is None:
         return None
     row = conn.execute(_QUERY.where(Letter.verify_code == norm)).first()
-    if row is None:
-        return None
+    return None if row is None else _public(tuple(row))
+
+
+def _public(row: tuple) -> PublicLetter:
     (status, title, number, issued_at, kind, vname, dname, signer, capacity, subject, nik,
-     sha, revoked_at, reason, data, new_code, new_number, old_number) = row  # fmt: skip
-    purpose = (data or {}).get(PURPOSE_FIELD)
+     sha, revoked_at, reason, purpose, new_code, new_number, old_number) = row  # fmt: skip
     return PublicLetter(
         status=status,
         title=title,
         number=number,
         issued_on=format_tanggal(issued_at.astimezone(WIB).date()),
-        issued_at=issued_at,
+        issued_at=issued_at.astimezone(UTC),
         village=f"{'Desa' if kind == 'desa' else 'Kelurahan'} {vname}",
         district=dname,
         signer_name=signer,
@@ -110,7 +182,7 @@ def lookup_public_letter(conn: Connection | Session, code: str) -> PublicLetter 
         subject_name=subject,
         subject_nik_masked=mask_nik(nik),
         pdf_sha256=sha,
-        revoked_at=revoked_at,
+        revoked_at=revoked_at.astimezone(UTC) if revoked_at else None,
         revoke_reason=reason,
         purpose=str(purpose) if purpose else None,
         replaced_by_code=new_code if status == "replaced" else None,

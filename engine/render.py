@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -54,7 +55,7 @@ from fpdf.fonts import SubsetMap, TTFFont
 from PIL import Image
 
 from engine.dates import format_jam, format_tanggal, nama_hari
-from engine.qr import qr_matrix
+from engine.qr import QUIET_ZONE, qr_matrix
 
 PAPERS: dict[str, tuple[float, float]] = {"F4": (215.0, 330.0), "A4": (210.0, 297.0)}
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -703,6 +704,8 @@ class _Layout:
 
     def qr(self, el: ET.Element, x: float, w: float, draw: bool) -> None:
         size = _num(el, "size", 27)
+        if not self.draft and self.verify_url is not None:
+            size = qr_print_size(self.qr_text or self.verify_url, size)
         if draw:
             self.ensure(size)
             self.qr_count += 1
@@ -737,10 +740,33 @@ _BLOCKS = {
 }
 
 
+QR_MODULE_MIN_MM = 0.4  # smaller modules are unreliable on office printers and phone cameras
+QR_MAX_MM = 35.0  # what fits beside the signature block
+
+
+@lru_cache(maxsize=64)
+def _qr_matrix(data: str) -> tuple[tuple[bool, ...], ...]:
+    return tuple(tuple(row) for row in qr_matrix(data))
+
+
+def qr_print_size(data: str, requested: float) -> float:
+    """The printed size (mm, quiet zone included) for ``data``: the template's size, enlarged
+    so that every module is at least QR_MODULE_MIN_MM wide. A QR that would need more than
+    QR_MAX_MM is refused rather than printed too small to scan."""
+    modules = len(_qr_matrix(data)) + 2 * QUIET_ZONE
+    needed = math.ceil(QR_MODULE_MIN_MM * modules * 100) / 100  # never a hair under
+    if needed > QR_MAX_MM:
+        raise ValueError(
+            f"QR of {modules} modules needs {needed} mm for {QR_MODULE_MIN_MM} mm modules; "
+            f"more than {QR_MAX_MM} mm: shorten SURATDESA_PUBLIC_URL"
+        )
+    return max(requested, needed)
+
+
 def _draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
     """The QR as vector rectangles: sharp at any print resolution. The size includes the
     quiet zone (4 modules of white each side)."""
-    matrix = qr_matrix(data)
+    matrix = _qr_matrix(data)
     n = len(matrix)
     module = size / (n + 8)
     ox, oy = x + 4 * module, y + 4 * module

@@ -241,6 +241,9 @@ async def _verify_crypto(
         reasons.append("Ada data tambahan setelah akhir berkas PDF")
 
     reader = PdfFileReader(BytesIO(pdf), strict=True)
+    if reader.encrypted:  # a letter is never issued encrypted: this is not the issued file
+        return _invalid(["Berkas terenkripsi (dilindungi kata sandi); surat asli tidak pernah"
+                         " dienkripsi"])  # fmt: skip
     sigs = sorted(reader.embedded_signatures, key=lambda e: e.signed_revision)
     if not sigs:
         return _invalid(["Berkas tidak memiliki tanda tangan elektronik"])

@@ -374,3 +374,47 @@ def test_qr_png_decodes() -> None:
 
     image = Image.open(io.BytesIO(qr_png(URL)))
     assert [r.text for r in zxingcpp.read_barcodes(image)] == [URL]
+
+
+def test_qr_modules_stay_at_least_0_4_mm_with_a_long_url_and_name() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from engine.qr import qr_matrix
+    from engine.render import QR_MAX_MM, qr_print_size
+    from engine.seal import SealFields, make_seal, qr_text
+
+    name = "Raden Mas Bagus Tri Wahyu Kusumaningrat Hadiningrat Soerjosoemarno"
+    content = replace(LETTERS["umum"], subjects={"applicant": replace(BUDI, name=name)})
+    content = replace(content, number="474.11/1234/33.11.01.2001/XII/2026")
+    code = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    seal = make_seal(
+        ec.generate_private_key(ec.SECP256R1()),
+        SealFields(content.number, content.issued_on, name[:40], b"\x01" * 16),
+    )
+    base = "https://verifikasi-surat.sukoharjokab.go.id"
+    text = qr_text(base, code, seal)
+    n = len(qr_matrix(text))
+    version = (n - 17) // 4
+    assert version >= 11  # a dense QR: at the template's 28 mm its modules would be < 0.4 mm
+    assert 28 / (n + 8) < 0.4
+    size = qr_print_size(text, 28)
+    assert size / (n + 8) >= 0.4 and size <= QR_MAX_MM
+
+    pdf = render("umum", content, verify_url=f"{base}/v/{code}", qr_text=text)
+    page = pypdfium2.PdfDocument(pdf)[0]
+    dpi = 300
+    image = page.render(scale=dpi / 72).to_pil()
+    (found,) = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    assert found.text == text
+    p = found.position
+    width_mm = (p.top_right.x - p.top_left.x) / dpi * 25.4  # the symbol, without quiet zone
+    assert width_mm / n >= 0.39, (width_mm, n)  # 0.4 mm less one pixel of measuring error
+    assert width_mm * (n + 8) / n <= QR_MAX_MM + 0.3
+
+
+def test_a_qr_too_dense_to_print_legibly_is_refused() -> None:
+    from engine.render import qr_print_size
+
+    assert qr_print_size("HTTPS://X.GO.ID/V/ABC", 28) == 28  # small QRs keep the template size
+    with pytest.raises(ValueError, match="SURATDESA_PUBLIC_URL"):
+        qr_print_size("HTTPS://X.GO.ID/V/" + "A" * 600, 28)

@@ -8,8 +8,9 @@ the NIK is masked. Abuse: per-address rate limits counted in the database (all p
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncGenerator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -20,27 +21,27 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from engine import pki
 from engine.db import transaction
 from engine.models import RevokedCertificate
-from engine.public import lookup_public_letter, public_pdf
-from engine.ratelimit import hit, limit_from_env
+from engine.public import PublicLetter, StaleConnection, public_pdf, scan
+from engine.ratelimit import Limit, SharedCounter, hit, limit_from_env
 from engine.registry import registry_lookup
 from engine.seal import SealError, build_key_list, local_keys, verify_seal
 from engine.verification import CertRevocation, Verdict, with_registry
 from verify_portal.worker import Busy, pool
 
 MAX_UPLOAD = 10 * 1024 * 1024  # a one-page letter is ~100 KB
-LIMIT_V = limit_from_env("v", 120)
-LIMIT_VERIFY = limit_from_env("verify", 20)
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
+    auto_reload=False,  # compiled once per process; no stat() per page
 )
 VERDICTS = {
     "active": ("ASLI", "Surat ini asli dan tercatat aktif.", "ok"),
@@ -60,6 +61,60 @@ router = APIRouter()
 
 def _engine(request: Request) -> Engine:
     return request.app.state.services.factory.kw["bind"]
+
+
+@dataclass
+class _Portal:
+    """Per app process: the limits (SURATDESA_RATE_V / _VERIFY, read when the app first
+    serves the portal), the buffered /v/ counter and the engine the QR page reads with."""
+
+    limit_v: Limit
+    limit_verify: Limit
+    counter: SharedCounter
+    reader: Engine
+    inline: bool  # scans may run on the event loop (PostgreSQL autocommit reader)
+
+
+_portal_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _reader(url: str) -> Engine | None:
+    """PostgreSQL: an autocommit engine for the QR page (one statement, one round trip; no
+    BEGIN/COMMIT, no pre-ping; the only writes are rate counts, which need no WAL flush).
+    SQLite: None (the app's engine is used)."""
+    if not url.startswith("postgresql"):
+        return None
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "connect")
+    def _no_wal_wait(dbapi_conn, _record) -> None:
+        dbapi_conn.execute("SET synchronous_commit TO off")
+
+    return engine
+
+
+def _portal(request: Request) -> _Portal:
+    state = request.app.state
+    portal = getattr(state, "portal", None)
+    if portal is None:
+        with _portal_lock:
+            portal = getattr(state, "portal", None)
+            if portal is None:
+                url = state.services.settings.database_url
+                pg = _reader(url)
+                reader = pg or _engine(request)
+                portal = _Portal(
+                    limit_from_env("v", 120),
+                    limit_from_env("verify", 20),
+                    SharedCounter(reader),
+                    reader,
+                    inline=pg is not None,
+                )
+                state.portal = portal
+    return portal
 
 
 def _client(request: Request) -> str:
@@ -83,17 +138,43 @@ def _too_many(json_body: bool) -> Response:
 # --------------------------------------------------------------------------- /v/{code}
 
 
+def _scan(request: Request, code: str) -> tuple[bool, PublicLetter | None]:
+    """(within the rate limit, the letter): one statement reads both; a client near its
+    limit is also counted synchronously (engine.ratelimit.SharedCounter)."""
+    portal = _portal(request)
+    key = portal.counter.key(portal.limit_v, _client(request))
+    if portal.counter.refused_already(portal.limit_v, key):
+        return False, None
+    for attempt in (1, 2):
+        try:
+            with portal.reader.begin() as conn:
+                letter, shared = scan(conn, code, key)
+                return portal.counter.count(conn, portal.limit_v, key, shared), letter
+        except (DBAPIError, StaleConnection) as e:  # a pooled connection the server closed
+            if attempt == 2 or not getattr(e, "connection_invalidated", True):
+                raise
+    raise AssertionError("unreachable")
+
+
 def _letter_view(request: Request, code: str, seal: str | None) -> Response:
-    with _engine(request).begin() as conn:
-        if not hit(conn, LIMIT_V, _client(request)):
-            return _too_many(False)
-        letter = lookup_public_letter(conn, code)
+    allowed, letter = _scan(request, code)
+    if not allowed:
+        return _too_many(False)
     if letter is None:
         return _page("letter.html", 404, letter=None, verdict=None, seal=None)
     seal_result = _check_seal(request, seal, letter) if seal else None
     return _page(
         "letter.html", letter=letter, verdict=VERDICTS[letter.status], seal=seal_result, code=code
     )
+
+
+async def _letter_view_async(request: Request, code: str, seal: str | None) -> Response:
+    """On PostgreSQL the one short autocommit statement runs right on the event loop (no
+    thread-pool hop). On SQLite a scan may wait for a signing transaction's write lock, so it
+    waits in the thread pool instead of stalling every other request."""
+    if _portal(request).inline:
+        return _letter_view(request, code, seal)
+    return await run_in_threadpool(_letter_view, request, code, seal)
 
 
 def _check_seal(request: Request, seal: str, letter) -> tuple[bool, str]:
@@ -127,8 +208,12 @@ for prefix in ("/v", "/V"):
 
     @router.get(prefix + "/{code}/surat.pdf", include_in_schema=False)
     def letter_pdf(code: str, request: Request) -> Response:
-        with _engine(request).begin() as conn:
-            if not hit(conn, LIMIT_V, _client(request)):
+        portal = _portal(request)
+        key = portal.counter.key(portal.limit_v, _client(request))
+        if portal.counter.refused_already(portal.limit_v, key):
+            return _too_many(False)
+        with portal.reader.begin() as conn:
+            if not portal.counter.count(conn, portal.limit_v, key, None):
                 return _too_many(False)
             found = public_pdf(conn, code)
         if found is None:
@@ -142,20 +227,27 @@ for prefix in ("/v", "/V"):
         )
 
     @router.get(prefix + "/{code}", response_class=HTMLResponse, include_in_schema=False)
-    def letter_page(code: str, request: Request) -> Response:
-        return _letter_view(request, code, None)
+    async def letter_page(code: str, request: Request) -> Response:
+        return await _letter_view_async(request, code, None)
 
     @router.get(prefix + "/{code}/{seal}", response_class=HTMLResponse, include_in_schema=False)
-    def letter_page_sealed(code: str, seal: str, request: Request) -> Response:
-        return _letter_view(request, code, seal)
+    async def letter_page_sealed(code: str, seal: str, request: Request) -> Response:
+        return await _letter_view_async(request, code, seal)
+
+    @router.get(prefix + "/{rest:path}", response_class=HTMLResponse, include_in_schema=False)
+    async def letter_page_malformed(rest: str, request: Request) -> Response:
+        """Any other path under /v/ (extra segments, encoded slashes, dot-dot): not found."""
+        return await _letter_view_async(request, "", None)
 
 
 @router.get("/api/public/letters/{code}", tags=["public"])
-def letter_json(code: str, request: Request) -> Response:
-    with _engine(request).begin() as conn:
-        if not hit(conn, LIMIT_V, _client(request)):
-            return _too_many(True)
-        letter = lookup_public_letter(conn, code)
+async def letter_json(code: str, request: Request) -> Response:
+    if _portal(request).inline:
+        allowed, letter = _scan(request, code)
+    else:
+        allowed, letter = await run_in_threadpool(_scan, request, code)
+    if not allowed:
+        return _too_many(True)
     if letter is None:
         return JSONResponse({"status": "not_found"}, status_code=404, headers=NO_STORE)
     base = request.app.state.services.settings.public_url
@@ -260,7 +352,7 @@ def _finish(request: Request, result) -> Verdict:
 async def _verify_upload(request: Request) -> tuple[Verdict | None, str | None, int]:
     """(verdict, refusal message, HTTP status)."""
     with _engine(request).begin() as conn:
-        allowed = hit(conn, LIMIT_VERIFY, _client(request))
+        allowed = hit(conn, _portal(request).limit_verify, _client(request))
     if not allowed:
         return None, None, 429
     try:
@@ -277,7 +369,7 @@ async def _verify_upload(request: Request) -> tuple[Verdict | None, str | None, 
 
 
 @router.get("/verify", response_class=HTMLResponse, include_in_schema=False)
-def verify_form() -> HTMLResponse:
+async def verify_form() -> HTMLResponse:
     return _page("verify.html", verdict=None, refusal=None)
 
 
