@@ -3,9 +3,9 @@
     .venv/bin/python bench/portal.py [--database-url postgresql+psycopg://postgres@127.0.0.1/test]
         [--letters 100000] [--duration 20] [--connections 50] [--fast]
 
-``--fast`` serves with ``uvicorn --http httptools --loop uvloop`` (PyPI packages ``httptools``
-and ``uvloop``; not project dependencies yet: put them on PYTHONPATH, e.g.
-``pip install --target /tmp/fastlibs uvloop httptools`` and ``PYTHONPATH=/tmp/fastlibs``).
+``--fast`` serves with ``uvicorn --http httptools --loop uvloop`` (project dependencies, what
+``suratdesa serve`` uses); without it the pure-Python ``--http h11 --loop asyncio`` is forced,
+for comparison.
 
 Creates a scratch database next to the given one, issues one real letter through the API,
 clones it to N rows (small placeholder PDFs: /v/ never reads the PDF), starts uvicorn with 2
@@ -149,7 +149,8 @@ def main() -> int:
             [sys.executable, "-m", "uvicorn", "suratdesa.web:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(args.port), "--workers", "2",
              "--log-level", "warning", "--no-access-log",
-             *(["--http", "httptools", "--loop", "uvloop"] if args.fast else [])],
+             *(["--http", "httptools", "--loop", "uvloop"] if args.fast
+               else ["--http", "h11", "--loop", "asyncio"])],
             cwd=PROJECT_ROOT, env=env,
         )  # fmt: skip
         base = settings.public_url
