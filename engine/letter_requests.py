@@ -39,25 +39,7 @@ def create_request(
         raise Forbidden(f"Permohonan {spec.title} dibuat oleh peran '{first_step.role}'.")
     if actor.village_code is None:
         raise Forbidden("Permohonan dibuat oleh petugas desa/kelurahan.")
-    niks = check_subjects(session, spec, actor.village_code, subjects)
-    cleaned = clean_data(spec, data)
-    catalog.remember(session, spec)
-    now = now_utc()
-    request = LetterRequest(
-        village_code=actor.village_code,
-        workflow_id=spec.id,
-        workflow_version=spec.version,
-        workflow_sha256=spec.sha256,
-        state=spec.initial_state,
-        subjects=niks,
-        data=cleaned,
-        version=1,
-        created_by_id=actor.user_id,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(request)
-    session.flush()
+    request = open_request(session, catalog, actor, spec, actor.village_code, subjects, data)
     audit.append(
         session,
         actor_id=actor.user_id,
@@ -68,6 +50,42 @@ def create_request(
         to_state=request.state,
         detail={"workflow": f"{spec.id}@{spec.version}", "sha256": spec.sha256},
     )
+    return request
+
+
+def open_request(
+    session: Session,
+    catalog: WorkflowCatalog,
+    actor: Actor,
+    spec: WorkflowSpec,
+    village_code: str,
+    subjects: Mapping[str, str],
+    data: Mapping[str, object],
+    *,
+    replaces_letter_id: int | None = None,
+) -> LetterRequest:
+    """Check subjects and fields, pin the spec, and add the request in its first step.
+    The caller appends the audit event that says why it was opened."""
+    niks = check_subjects(session, spec, village_code, subjects)
+    cleaned = clean_data(spec, data)
+    catalog.remember(session, spec)
+    now = now_utc()
+    request = LetterRequest(
+        village_code=village_code,
+        workflow_id=spec.id,
+        workflow_version=spec.version,
+        workflow_sha256=spec.sha256,
+        state=spec.initial_state,
+        subjects=niks,
+        data=cleaned,
+        version=1,
+        created_by_id=actor.user_id,
+        created_at=now,
+        updated_at=now,
+        replaces_letter_id=replaces_letter_id,
+    )
+    session.add(request)
+    session.flush()
     return request
 
 

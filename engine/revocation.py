@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from engine import audit
 from engine.catalog import WorkflowCatalog
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from engine.letter_requests import check_subjects, clean_data
+from engine.letter_requests import open_request
 from engine.models import Letter, LetterRequest
 from engine.timeutil import now_utc
 from engine.users import Actor
@@ -88,26 +88,16 @@ def start_replacement(
         raise Conflict(f"Pembetulan surat ini sudah diajukan (permohonan #{pending}).")
     source = session.get(LetterRequest, old.request_id)
     spec = catalog.current(old.workflow_id)
-    niks = check_subjects(session, spec, old.village_code, source.subjects)
-    cleaned = clean_data(spec, {**source.data, **(data or {})})
-    catalog.remember(session, spec)
-    now = now_utc()
-    request = LetterRequest(
-        village_code=old.village_code,
-        workflow_id=spec.id,
-        workflow_version=spec.version,
-        workflow_sha256=spec.sha256,
-        state=spec.initial_state,
-        subjects=niks,
-        data=cleaned,
-        version=1,
-        created_by_id=actor.user_id,
-        created_at=now,
-        updated_at=now,
+    request = open_request(
+        session,
+        catalog,
+        actor,
+        spec,
+        old.village_code,
+        source.subjects,
+        {**source.data, **(data or {})},
         replaces_letter_id=old.id,
     )
-    session.add(request)
-    session.flush()
     audit.append(
         session,
         actor_id=actor.user_id,
