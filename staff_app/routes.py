@@ -264,7 +264,10 @@ async def signin_post(request: Request, svc: Svc) -> Response:
             error=str(exc),
             username=username,
         )
-    response = RedirectResponse(next_url, 303)
+    return _with_session(RedirectResponse(next_url, 303), request, user_id)
+
+
+def _with_session(response: Response, request: Request, user_id: int) -> Response:
     response.set_cookie(
         SESSION_COOKIE,
         make_session_cookie(request, user_id),
@@ -304,16 +307,9 @@ async def password_post(request: Request, web: WebDep, svc: Svc) -> Response:
             )
     except InvalidInput as exc:
         return render(request, "password.html", 422, web=web, errors=exc.errors)
-    response = RedirectResponse(f"{PREFIX}/beranda?ok=sandi", 303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        make_session_cookie(request, web.actor.user_id),
-        max_age=SESSION_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        path="/",
+    return _with_session(
+        RedirectResponse(f"{PREFIX}/beranda?ok=sandi", 303), request, web.actor.user_id
     )
-    return response
 
 
 # --------------------------------------------------------------------------- home
