@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -125,8 +126,6 @@ class Issuer:
         return results
 
     def issue(self, actor: Actor, request_id: int, *, version: int, signer: LoadedSigner) -> Letter:
-        import time
-
         with transaction(self.factory) as session:
             request = load_for_actor(session, actor, request_id, lock=True)
             if request.version != version:
