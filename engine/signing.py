@@ -19,6 +19,7 @@ Speed (target: well under 30 ms per letter): the costly parts are done once per 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
@@ -150,9 +151,11 @@ def make_timestamper(settings_tsa_url: str | None, keys_dir: Path) -> TimeStampe
 
 @dataclass
 class LoadedSigner:
-    """An opened PKCS#12, ready to sign a batch of letters."""
+    """An opened signing key (a PKCS#12, or an HSM session from engine.hsm), ready to sign a
+    batch of letters. ``close()`` (or ``with``) releases what the key holds open; a no-op for a
+    PKCS#12."""
 
-    pyhanko_signer: signers.SimpleSigner
+    pyhanko_signer: signers.Signer
     cert: x509.Certificate
     common_name: str
     not_after: datetime
@@ -160,6 +163,18 @@ class LoadedSigner:
     _reserve: weakref.WeakKeyDictionary = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
+    on_close: Callable[[], None] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
+
+    def __enter__(self) -> LoadedSigner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def check_valid_now(self) -> None:
         now = datetime.now(UTC)

@@ -1,0 +1,218 @@
+"""Signer keys on a PKCS#11 token (engine.hsm), against a throw-away SoftHSM2 token."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+import pkcs11
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
+from pkcs11 import Attribute, ObjectClass
+from pkcs11.exceptions import AttributeSensitive, SessionHandleInvalid
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.pkcs11 import PKCS11Signer
+from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from engine import hsm, pki, signing
+from tests.conftest import require_tool
+from tests.pdf_fixtures import one_page_pdf
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+TOKEN = "suratdesa-test"
+SO_PIN = "12345678"
+PIN = "246810"
+KEY = "kades.grogol"
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh SoftHSM2 token in a tmp dir. SoftHSM reads SOFTHSM2_CONF when the module is
+    initialised, so the module is (re)loaded after the variable is set and unloaded after."""
+    util = require_tool("softhsm2-util")
+    if not Path(MODULE).exists():
+        require_tool(MODULE)  # skips, or fails in CI, with the path in the message
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    old = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    pkcs11.unload(MODULE)
+    try:
+        subprocess.run(
+            [util, "--init-token", "--free", "--label", TOKEN, "--so-pin", SO_PIN, "--pin", PIN],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield TOKEN
+    finally:
+        pkcs11.unload(MODULE)
+        if old is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = old
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("keys")
+    pki.init_pki(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def enrolled(token, keys):
+    return hsm.enroll_hsm_signer(
+        MODULE,
+        token,
+        KEY,
+        PIN,
+        keys_dir=keys,
+        username="kades.grogol",
+        full_name="Budi Santoso",
+        title="Kepala Desa",
+        village="Desa Grogol",
+    )
+
+
+@pytest.fixture(scope="module")
+def timestamper(keys):
+    return signing.make_timestamper(None, keys)
+
+
+def _validate(pdf: bytes, keys: Path):
+    roots = [
+        asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+        for c in pki.load_trust_roots(keys)
+    ]
+    reader = PdfFileReader(BytesIO(pdf))
+    (emb,) = reader.embedded_signatures
+    vc = ValidationContext(trust_roots=roots, allow_fetching=False)
+    return reader, emb, validate_pdf_signature(emb, vc)
+
+
+def test_certificate_is_issued_by_the_regency_ca(enrolled, keys):
+    enrolled.verify_directly_issued_by(pki.load_issuing_ca(keys))
+    assert enrolled.subject.rfc4514_string().startswith("CN=Budi Santoso,")
+    assert enrolled.public_key().key_size == pki.KEY_BITS
+
+
+def test_letter_signed_on_the_token_validates(enrolled, keys, timestamper):
+    with hsm.load_hsm_signer(MODULE, TOKEN, KEY, PIN, keys_dir=keys) as signer:
+        assert isinstance(signer.pyhanko_signer, PKCS11Signer)  # the signature is made on the token
+        assert signer.cert == enrolled
+        assert signer.common_name == "Budi Santoso"
+        letters = [
+            signing.sign_letter(
+                one_page_pdf(f"Surat {i}"),
+                signer,
+                timestamper,
+                reason="Surat keterangan",
+                location="Desa Grogol",
+            )
+            for i in range(2)
+        ]
+    for pdf in letters:
+        reader, emb, status = _validate(pdf, keys)
+        assert status.bottom_line, status.pretty_print_details()
+        assert status.trusted and status.intact and status.valid
+        assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+        assert emb.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+        assert emb.docmdp_level == MDPPerm.NO_CHANGES
+        certification = read_certification_data(reader)
+        assert certification is not None and certification.permission == MDPPerm.NO_CHANGES
+        ts = status.timestamp_validity
+        assert ts is not None and ts.trusted and ts.intact and ts.valid
+        assert abs(ts.timestamp - datetime.now(UTC)) < timedelta(minutes=5)
+        assert status.signing_cert.subject.native["common_name"] == "Budi Santoso"
+        # the chain up to the dev root travels with the signature
+        embedded = {c.chosen.subject.native["common_name"] for c in emb.signed_data["certificates"]}
+        assert embedded == {
+            "Budi Santoso",
+            "CA Penerbit Surat Desa Kabupaten Sukoharjo",
+            "Root CA Pemerintah Kabupaten Sukoharjo",
+        }
+
+
+def test_wrong_pin_raises_wrong_passphrase_and_signs_nothing(enrolled, keys):
+    # WrongPassphrase is what Issuer.unlock audits as "sign_failed"; no signer is returned,
+    # so there is nothing to sign with
+    for wrong in ("000000", "", PIN + "0"):
+        with pytest.raises(signing.WrongPassphrase, match="Kata sandi penandatangan salah"):
+            hsm.load_hsm_signer(MODULE, TOKEN, KEY, wrong, keys_dir=keys)
+    # the failed logins left no one logged in: the right PIN still opens the key
+    hsm.load_hsm_signer(MODULE, TOKEN, KEY, PIN, keys_dir=keys).close()
+
+
+def test_private_key_cannot_leave_the_token(enrolled):
+    session = hsm.open_session(MODULE, TOKEN, PIN)
+    try:
+        (key,) = session.get_objects(
+            {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: KEY}
+        )
+        assert key[Attribute.SENSITIVE] is True
+        assert key[Attribute.EXTRACTABLE] is False
+        assert key[Attribute.ALWAYS_SENSITIVE] is True
+        assert key[Attribute.NEVER_EXTRACTABLE] is True
+        with pytest.raises(AttributeSensitive):
+            key[Attribute.PRIVATE_EXPONENT]
+        # the certificate sits beside the key under the same CKA_ID
+        (cert,) = session.get_objects(
+            {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: KEY}
+        )
+        assert cert[Attribute.ID] == key[Attribute.ID]
+        assert cert[Attribute.VALUE] == enrolled.public_bytes(serialization.Encoding.DER)
+    finally:
+        session.close()
+
+
+def test_session_is_per_batch(enrolled, keys):
+    signer = hsm.load_hsm_signer(MODULE, TOKEN, KEY, PIN, keys_dir=keys)
+    # one login per process and token: a second batch waits for this one to close
+    with pytest.raises(hsm.TokenBusy):
+        hsm.load_hsm_signer(MODULE, TOKEN, KEY, "000000", keys_dir=keys)
+    session = signer.pyhanko_signer.pkcs11_session
+    signer.close()
+    signer.close()  # idempotent
+    with pytest.raises(SessionHandleInvalid):
+        session.generate_random(64)
+    hsm.load_hsm_signer(MODULE, TOKEN, KEY, PIN, keys_dir=keys).close()
+
+
+def test_key_label_is_not_reused(enrolled, keys):
+    with pytest.raises(signing.SigningError, match="sudah dipakai"):
+        hsm.enroll_hsm_signer(
+            MODULE,
+            TOKEN,
+            KEY,
+            PIN,
+            keys_dir=keys,
+            username="x",
+            full_name="X",
+            title="Kepala Desa",
+            village="Desa Grogol",
+        )
+
+
+def test_certificate_of_another_ca_is_refused(enrolled, keys, tmp_path):
+    pki.init_pki(tmp_path)
+    with pytest.raises(signing.SigningError, match="tidak diterbitkan"):
+        hsm.load_hsm_signer(MODULE, TOKEN, KEY, PIN, keys_dir=tmp_path)
+    # the session was closed on the way out, else this login would be TokenBusy
+    hsm.load_hsm_signer(MODULE, TOKEN, KEY, PIN, keys_dir=keys).close()
+
+
+def test_unknown_token_is_a_signing_error(token, keys):
+    with pytest.raises(signing.SigningError, match="tidak ditemukan"):
+        hsm.load_hsm_signer(MODULE, "tidak-ada", KEY, PIN, keys_dir=keys)
