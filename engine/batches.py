@@ -68,28 +68,34 @@ def start(issuer: Issuer, actor: Actor, requests: Sequence[tuple[int, int]]) -> 
 
 
 def run(issuer: Issuer, actor: Actor, batch_id: int, signer: LoadedSigner) -> None:
-    with transaction(issuer.factory) as session:
-        items = [
-            (i.id, i.request_id, i.version)
-            for i in session.scalars(
-                select(SignBatchItem)
-                .where(SignBatchItem.batch_id == batch_id, SignBatchItem.status == "pending")
-                .order_by(SignBatchItem.position)
-            )
-        ]
-    for item_id, request_id, version in items:
-        values: dict[str, object]
-        try:
-            letter = issuer.issue(actor, request_id, version=version, signer=signer)
-            values = {"status": "done", "letter_id": letter.id}
-        except SuratDesaError as exc:
-            values = {"status": "failed", "message": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - one broken letter must not stop the batch
-            values = {"status": "failed", "message": f"Gagal menandatangani: {type(exc).__name__}"}
+    """Issue the batch's pending letters with ``signer``, and close it when the batch ends
+    (an HSM signer holds the token session until then)."""
+    with signer:
         with transaction(issuer.factory) as session:
-            session.execute(
-                update(SignBatchItem).where(SignBatchItem.id == item_id).values(**values)
-            )
+            items = [
+                (i.id, i.request_id, i.version)
+                for i in session.scalars(
+                    select(SignBatchItem)
+                    .where(SignBatchItem.batch_id == batch_id, SignBatchItem.status == "pending")
+                    .order_by(SignBatchItem.position)
+                )
+            ]
+        for item_id, request_id, version in items:
+            values: dict[str, object]
+            try:
+                letter = issuer.issue(actor, request_id, version=version, signer=signer)
+                values = {"status": "done", "letter_id": letter.id}
+            except SuratDesaError as exc:
+                values = {"status": "failed", "message": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - one broken letter must not stop the batch
+                values = {
+                    "status": "failed",
+                    "message": f"Gagal menandatangani: {type(exc).__name__}",
+                }
+            with transaction(issuer.factory) as session:
+                session.execute(
+                    update(SignBatchItem).where(SignBatchItem.id == item_id).values(**values)
+                )
     with transaction(issuer.factory) as session:
         session.execute(
             update(SignBatch).where(SignBatch.id == batch_id).values(finished_at=now_utc())

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import regions
 from engine.acting import own_title
+from engine.config import Settings
 from engine.errors import InvalidInput
 from engine.models import District, Resident, User, Village
 from engine.nik import make_nik
@@ -64,6 +66,39 @@ def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str)
     user.signer_cert_pem = bundle.cert_pem.decode()
     user.signer_not_after = bundle.not_after
     user.signer_serial = format(bundle.serial, "x")
+    user.signer_hsm_label = None  # the new PKCS#12 replaces a key on the token
+    session.flush()
+
+
+def enroll_hsm(session: Session, settings: Settings, user: User, pin: str) -> None:
+    """Generate a signer's key on the PKCS#11 token (settings.pkcs11_module / pkcs11_token)
+    under the label = username, certify it with the issuing CA, and record the certificate;
+    from then on the signer signs with the token PIN (the PKCS#12, if any, is dropped)."""
+    if user.village_code is None:
+        raise InvalidInput("Admin kabupaten tidak menandatangani surat desa.")
+    if not settings.pkcs11_module or not settings.pkcs11_token:
+        raise InvalidInput(
+            "Token HSM belum diatur: isi SURATDESA_PKCS11_MODULE dan SURATDESA_PKCS11_TOKEN."
+        )
+    from engine.hsm import enroll_hsm_signer  # python-pkcs11 only where a token is used
+
+    village = session.get(Village, user.village_code)
+    cert = enroll_hsm_signer(
+        settings.pkcs11_module,
+        settings.pkcs11_token,
+        user.username,
+        pin,
+        keys_dir=settings.keys_dir,
+        username=user.username,
+        full_name=user.full_name,
+        title=own_title(user.role, village),
+        village=f"{village.kind_label.title()} {village.name}",
+    )
+    user.signer_p12 = None
+    user.signer_cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    user.signer_not_after = cert.not_valid_after_utc
+    user.signer_serial = format(cert.serial_number, "x")
+    user.signer_hsm_label = user.username
     session.flush()
 
 
@@ -146,7 +181,8 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
                     nip=nip,
                     password=DEMO_PASSWORD,
                 )
-            if role in ("head", "sekdes") and user.signer_p12 is None:
+            has_key = user.signer_p12 is not None or user.signer_hsm_label is not None
+            if role in ("head", "sekdes") and not has_key:
                 enroll_signer(session, keys_dir, user, DEMO_PASSPHRASE)
             logins.rows.append(
                 (username, role, f"{village.kind_label} {village.name}", issue_token(session, user))

@@ -19,6 +19,9 @@ class Settings:
     tsa_url: str | None  # None: the in-process development TSA under keys_dir
     # Signs the staff app's session cookies; shared by every app process (SURATDESA_SECRET_KEY).
     secret_key: str = ""
+    # A head's key on a PKCS#11 token (engine.hsm): the module library and the token label.
+    pkcs11_module: str | None = None
+    pkcs11_token: str | None = None
 
 
 def get_settings() -> Settings:
@@ -34,6 +37,8 @@ def get_settings() -> Settings:
         paper=paper,
         tsa_url=os.environ.get("SURATDESA_TSA_URL") or None,
         secret_key=os.environ.get("SURATDESA_SECRET_KEY") or _dev_secret_key(),
+        pkcs11_module=os.environ.get("SURATDESA_PKCS11_MODULE") or None,
+        pkcs11_token=os.environ.get("SURATDESA_PKCS11_TOKEN") or None,
     )
 
 

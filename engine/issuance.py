@@ -30,7 +30,14 @@ from engine.render import LetterContent, Person, SignerInfo, VillageInfo, render
 from engine.residents import SEX_LABELS, full_address
 from engine.revocation import mark_replaced
 from engine.seal import qr_text, seal_for_letter
-from engine.signing import LoadedSigner, WrongPassphrase, load_signer, make_timestamper, sign_letter
+from engine.signing import (
+    LoadedSigner,
+    SigningError,
+    WrongPassphrase,
+    load_signer,
+    make_timestamper,
+    sign_letter,
+)
 from engine.statemachine import ISSUED, transition
 from engine.timeutil import now_utc
 from engine.users import Actor
@@ -81,13 +88,17 @@ class Issuer:
     def unlock(
         self, actor: Actor, passphrase: str, *, request_id: int | None = None
     ) -> LoadedSigner:
-        """Open the actor's signing key. A wrong passphrase is audited and signs nothing."""
+        """Open the actor's signing key: their PKCS#12 with its passphrase, or their key on the
+        PKCS#11 token with the token PIN. A wrong passphrase or PIN is audited and signs nothing.
+        The caller closes the returned signer (it may hold a token session)."""
         with transaction(self.factory) as session:
             user = session.get(User, actor.user_id)
-            if user is None or user.signer_p12 is None:
+            if user is None or (user.signer_p12 is None and user.signer_hsm_label is None):
                 raise Forbidden("Anda belum memiliki sertifikat penandatangan.")
-            p12 = user.signer_p12
+            p12, hsm_label = user.signer_p12, user.signer_hsm_label
         try:
+            if hsm_label is not None:
+                return self._load_hsm(hsm_label, passphrase)
             return load_signer(p12, passphrase, keys_dir=self.settings.keys_dir)
         except WrongPassphrase:
             with transaction(self.factory) as session:
@@ -102,6 +113,16 @@ class Issuer:
                 )
             raise
 
+    def _load_hsm(self, key_label: str, pin: str) -> LoadedSigner:
+        module, token = self.settings.pkcs11_module, self.settings.pkcs11_token
+        if not module or not token:
+            raise SigningError(
+                "Kunci penandatangan ada di token HSM, tetapi token HSM belum diatur di server."
+            )
+        from engine.hsm import load_hsm_signer  # python-pkcs11 only where a token is used
+
+        return load_hsm_signer(module, token, key_label, pin, keys_dir=self.settings.keys_dir)
+
     def sign(self, actor: Actor, request_id: int, *, version: int, passphrase: str) -> Letter:
         with transaction(self.factory) as session:
             request = load_for_actor(session, actor, request_id)
@@ -109,20 +130,20 @@ class Issuer:
             day = self.clock().astimezone(WIB).date()
             role = acting.step_capacity(session, actor, day, spec, request.state).role
             transition(spec, request.state, SIGN, role, None)  # fail fast before unlocking
-        signer = self.unlock(actor, passphrase, request_id=request_id)
-        return self.issue(actor, request_id, version=version, signer=signer)
+        with self.unlock(actor, passphrase, request_id=request_id) as signer:
+            return self.issue(actor, request_id, version=version, signer=signer)
 
     def sign_many(
         self, actor: Actor, requests: Sequence[tuple[int, int]], *, passphrase: str
     ) -> list[Letter | SuratDesaError]:
         """Batch signing with one passphrase entry: (request_id, version) pairs; one result each."""
-        signer = self.unlock(actor, passphrase)
         results: list[Letter | SuratDesaError] = []
-        for request_id, version in requests:
-            try:
-                results.append(self.issue(actor, request_id, version=version, signer=signer))
-            except SuratDesaError as exc:
-                results.append(exc)
+        with self.unlock(actor, passphrase) as signer:
+            for request_id, version in requests:
+                try:
+                    results.append(self.issue(actor, request_id, version=version, signer=signer))
+                except SuratDesaError as exc:
+                    results.append(exc)
         return results
 
     def issue(self, actor: Actor, request_id: int, *, version: int, signer: LoadedSigner) -> Letter:

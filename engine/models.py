@@ -111,6 +111,8 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the signer's key is on the PKCS#11 token (engine.hsm) under this key label.
+    signer_hsm_label: Mapped[str | None] = mapped_column(String(60))
     village: Mapped[Village | None] = relationship(lazy="joined")
 
 

@@ -41,10 +41,37 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_issue_signer(args: argparse.Namespace) -> int:
-    from engine.bootstrap import enroll_signer
+    from engine.bootstrap import enroll_hsm, enroll_signer
     from engine.users import get_user
 
     settings = get_settings()
+    if args.hsm:
+        if not settings.pkcs11_module or not settings.pkcs11_token:
+            print(
+                "--hsm butuh SURATDESA_PKCS11_MODULE (pustaka PKCS#11) dan "
+                "SURATDESA_PKCS11_TOKEN (label token).",
+                file=sys.stderr,
+            )
+            return 2
+        pin = _secret("PIN token HSM: ", args.passphrase_stdin)
+        if not pin:
+            print("PIN token HSM kosong.", file=sys.stderr)
+            return 2
+        from engine.signing import SigningError
+
+        with transaction(session_factory(settings.database_url)) as session:
+            user = get_user(session, args.user)
+            try:
+                enroll_hsm(session, settings, user, pin)
+            except SigningError as exc:  # wrong PIN, no such token, label taken
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            until = f"{user.signer_not_after:%Y-%m-%d}"
+            print(
+                f"Kunci penandatangan {user.full_name} dibuat di token HSM "
+                f"'{settings.pkcs11_token}'; sertifikat berlaku s.d. {until}."
+            )
+        return 0
     passphrase = _secret("Kata sandi kunci penandatangan: ", args.passphrase_stdin)
     if len(passphrase) < 8:
         print("Kata sandi minimal 8 karakter.", file=sys.stderr)
@@ -241,7 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = keys.add_parser("issue-signer", help="issue a passphrase-protected signer key for USER")
     s.add_argument("user")
-    s.add_argument("--passphrase-stdin", action="store_true", help="read the passphrase from stdin")
+    s.add_argument(
+        "--passphrase-stdin", action="store_true", help="read the passphrase (or PIN) from stdin"
+    )
+    s.add_argument(
+        "--hsm",
+        action="store_true",
+        help="generate the key on the PKCS#11 token (SURATDESA_PKCS11_MODULE/_TOKEN); "
+        "the secret is the token PIN",
+    )
     s.set_defaults(func=cmd_keys_issue_signer)
     users = group("users", "staff accounts")
     s = users.add_parser("create", help="create a user")
