@@ -14,7 +14,8 @@ PKCS#11 keeps the login state per process and token, not per session: while one 
 token is open in this process, opening a second one for the same token is refused
 (``TokenBusy``) rather than silently reusing the first login without checking the PIN.
 
-Not wired into ``Issuer`` or the database yet; these are the engine functions for that.
+``Issuer.unlock`` opens a head's token key this way when ``users.signer_hsm_label`` is set
+(``suratdesa keys issue-signer USER --hsm``).
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ from pyhanko.sign.pkcs11 import PKCS11Signer
 
 from engine import pki
 from engine.aio import run_sync
+from engine.errors import Conflict
 from engine.signing import LoadedSigner, SigningError, WrongPassphrase
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"  # Debian's SoftHSM2, for development
 
 
-class TokenBusy(SigningError):
+class TokenBusy(SigningError, Conflict):
     def __init__(self) -> None:
         super().__init__("Token HSM sedang dipakai penandatanganan lain; coba lagi sebentar lagi")
 

@@ -47,13 +47,14 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from engine import pki
 from engine.aio import run_sync
+from engine.errors import SuratDesaError
 
 MD_ALGORITHM = "sha256"
 # Slack over the measured CMS size, in DER bytes: nonces, serials and times vary in length.
 RESERVE_SLACK = 1024
 
 
-class SigningError(Exception):
+class SigningError(SuratDesaError):
     """Signing refused; the message is for the user (Bahasa Indonesia)."""
 
 

@@ -26,7 +26,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, SuratDesa
 from engine.letter_requests import act, create_request, timeline
 from engine.models import Letter, LetterRequest, Resident, User, Village
 from engine.residents import SEX_LABELS, find_resident
-from engine.signing import WrongPassphrase
+from engine.signing import SigningError, WrongPassphrase
 from engine.statemachine import available_actions
 from engine.timeutil import now_utc
 from engine.users import ALL_ROLES, STAFF_ROLES, Actor, create_user
@@ -819,15 +819,20 @@ async def sign_post(
                     )
     try:
         signer = svc.issuer.unlock(web.actor, str(form.get("passphrase", "")))
-    except (WrongPassphrase, Forbidden) as exc:
+    except (SigningError, Forbidden) as exc:
         message = (
             _("Wrong passphrase. Nothing was signed.")
             if isinstance(exc, WrongPassphrase)
             else str(exc)
         )
+        status = 403 if isinstance(exc, WrongPassphrase | Forbidden) else 409
         with transaction(svc.factory) as session:
-            return _sign_queue(request, session, svc, web, error=message, status=403)
-    batch_id = batches.start(svc.issuer, web.actor, picked)
+            return _sign_queue(request, session, svc, web, error=message, status=status)
+    try:
+        batch_id = batches.start(svc.issuer, web.actor, picked)
+    except BaseException:
+        signer.close()  # a token session must not outlive a batch that never starts
+        raise
     background.add_task(batches.run, svc.issuer, web.actor, batch_id, signer)
     return RedirectResponse(f"{PREFIX}/tandatangan/{batch_id}", 303)
 

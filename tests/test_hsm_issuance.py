@@ -214,3 +214,16 @@ def test_cli_enrols_a_head_on_the_token(hsm_settings, token):
         assert user.signer_hsm_label == HEAD and user.signer_p12 is None
     with services.issuer.unlock(head_actor(services), PIN) as signer:
         assert signer.common_name == "Hartono Contoh"
+
+
+def test_a_busy_token_is_a_clear_conflict_not_a_server_error(staff, hsm_services, logins):
+    request = general_letter(staff, logins)
+    held = hsm_services.issuer.unlock(head_actor(hsm_services), PIN)
+    try:
+        r = staff.sign(HEAD, request, PIN)
+        assert r.status_code == 409, r.text
+        assert r.json()["detail"]
+        assert counts(hsm_services)[:2] == (0, 0)
+    finally:
+        held.close()
+    assert staff.sign(HEAD, request, PIN).status_code == 200
