@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
-import pkcs11
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
@@ -22,46 +19,17 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from engine import hsm, pki, signing
-from tests.conftest import require_tool
 from tests.pdf_fixtures import one_page_pdf
+from tests.softhsm import MODULE, PIN, softhsm_token
 
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN = "suratdesa-test"
-SO_PIN = "12345678"
-PIN = "246810"
 KEY = "kades.grogol"
 
 
 @pytest.fixture(scope="module")
 def token(tmp_path_factory: pytest.TempPathFactory):
-    """A fresh SoftHSM2 token in a tmp dir. SoftHSM reads SOFTHSM2_CONF when the module is
-    initialised, so the module is (re)loaded after the variable is set and unloaded after."""
-    util = require_tool("softhsm2-util")
-    if not Path(MODULE).exists():
-        require_tool(MODULE)  # skips, or fails in CI, with the path in the message
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    old = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    pkcs11.unload(MODULE)
-    try:
-        subprocess.run(
-            [util, "--init-token", "--free", "--label", TOKEN, "--so-pin", SO_PIN, "--pin", PIN],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    with softhsm_token(tmp_path_factory.mktemp("softhsm"), TOKEN):
         yield TOKEN
-    finally:
-        pkcs11.unload(MODULE)
-        if old is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = old
 
 
 @pytest.fixture(scope="module")

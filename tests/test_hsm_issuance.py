@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-import pkcs11
 import pytest
 from cryptography import x509
 from fastapi.testclient import TestClient
@@ -23,47 +20,17 @@ from engine.models import AuditEvent, Letter, NumberSequence, User
 from engine.users import Actor, get_user
 from suratdesa.services import Services
 from suratdesa.web import create_app
-from tests.conftest import require_tool
 from tests.letters import GROGOL, Staff, assert_certified_and_timestamped, validate_signed_pdf
+from tests.softhsm import MODULE, PIN, softhsm_token
 
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN = "suratdesa-issuance"
-SO_PIN = "12345678"
-PIN = "246810"
 HEAD = "head.grogol"
 
 
 @pytest.fixture
 def token(tmp_path_factory: pytest.TempPathFactory):
-    """A fresh SoftHSM2 token per test (each test also gets a fresh database). SoftHSM reads
-    SOFTHSM2_CONF when the module is initialised: the module is reloaded after the variable
-    is set, and unloaded after."""
-    util = require_tool("softhsm2-util")
-    if not Path(MODULE).exists():
-        require_tool(MODULE)
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    old = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    pkcs11.unload(MODULE)
-    try:
-        subprocess.run(
-            [util, "--init-token", "--free", "--label", TOKEN, "--so-pin", SO_PIN, "--pin", PIN],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    with softhsm_token(tmp_path_factory.mktemp("softhsm"), TOKEN) as conf:
         yield conf
-    finally:
-        pkcs11.unload(MODULE)
-        if old is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = old
 
 
 @pytest.fixture
