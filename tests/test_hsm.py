@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from io import BytesIO
 from pathlib import Path
 
 import pytest
-from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from pkcs11 import Attribute, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, SessionHandleInvalid
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.pkcs11 import PKCS11Signer
-from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
-from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 
 from engine import hsm, pki, signing
-from tests.pdf_fixtures import one_page_pdf
+from tests.pdf_fixtures import assert_certified_by, one_page_pdf
 from tests.softhsm import MODULE, PIN, softhsm_token
 
 TOKEN = "suratdesa-test"
@@ -59,17 +51,6 @@ def timestamper(keys):
     return signing.make_timestamper(None, keys)
 
 
-def _validate(pdf: bytes, keys: Path):
-    roots = [
-        asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-        for c in pki.load_trust_roots(keys)
-    ]
-    reader = PdfFileReader(BytesIO(pdf))
-    (emb,) = reader.embedded_signatures
-    vc = ValidationContext(trust_roots=roots, allow_fetching=False)
-    return reader, emb, validate_pdf_signature(emb, vc)
-
-
 def test_certificate_is_issued_by_the_regency_ca(enrolled, keys):
     enrolled.verify_directly_issued_by(pki.load_issuing_ca(keys))
     assert enrolled.subject.rfc4514_string().startswith("CN=Budi Santoso,")
@@ -92,25 +73,7 @@ def test_letter_signed_on_the_token_validates(enrolled, keys, timestamper):
             for i in range(2)
         ]
     for pdf in letters:
-        reader, emb, status = _validate(pdf, keys)
-        assert status.bottom_line, status.pretty_print_details()
-        assert status.trusted and status.intact and status.valid
-        assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-        assert emb.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
-        assert emb.docmdp_level == MDPPerm.NO_CHANGES
-        certification = read_certification_data(reader)
-        assert certification is not None and certification.permission == MDPPerm.NO_CHANGES
-        ts = status.timestamp_validity
-        assert ts is not None and ts.trusted and ts.intact and ts.valid
-        assert abs(ts.timestamp - datetime.now(UTC)) < timedelta(minutes=5)
-        assert status.signing_cert.subject.native["common_name"] == "Budi Santoso"
-        # the chain up to the dev root travels with the signature
-        embedded = {c.chosen.subject.native["common_name"] for c in emb.signed_data["certificates"]}
-        assert embedded == {
-            "Budi Santoso",
-            "CA Penerbit Surat Desa Kabupaten Sukoharjo",
-            "Root CA Pemerintah Kabupaten Sukoharjo",
-        }
+        assert_certified_by(pdf, keys, "Budi Santoso")
 
 
 def test_wrong_pin_raises_wrong_passphrase_and_signs_nothing(enrolled, keys):

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime, timedelta
-from io import BytesIO
 
 import pytest
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
-from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 
 from engine import pki, signing
 from tests.conftest import require_tool
-from tests.pdf_fixtures import PASSPHRASE, issue_test_signer, one_page_pdf
+from tests.pdf_fixtures import (
+    PASSPHRASE,
+    assert_certified_by,
+    issue_test_signer,
+    one_page_pdf,
+    validate_letter,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +51,6 @@ def signed(signer, timestamper):
     return signing.sign_letter(
         one_page_pdf(), signer, timestamper, reason="Surat keterangan", location="Desa Grogol"
     )
-
-
-def _validate(pdf: bytes, keys):
-    roots = [
-        asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-        for c in pki.load_trust_roots(keys)
-    ]
-    reader = PdfFileReader(BytesIO(pdf))
-    (emb,) = reader.embedded_signatures
-    vc = ValidationContext(trust_roots=roots, allow_fetching=False)
-    return reader, emb, validate_pdf_signature(emb, vc)
 
 
 def test_wrong_passphrase(keys, bundle):
@@ -98,25 +87,7 @@ def test_certificate_of_another_ca_is_refused(keys, tmp_path):
 
 
 def test_signed_letter_validates_in_pyhanko(signed, keys):
-    reader, emb, status = _validate(signed, keys)
-    assert status.bottom_line, status.pretty_print_details()
-    assert status.trusted and status.intact and status.valid
-    assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    assert emb.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
-    assert emb.docmdp_level == MDPPerm.NO_CHANGES
-    certification = read_certification_data(reader)
-    assert certification is not None and certification.permission == MDPPerm.NO_CHANGES
-    ts = status.timestamp_validity
-    assert ts is not None and ts.trusted and ts.intact and ts.valid
-    assert abs(ts.timestamp - datetime.now(UTC)) < timedelta(minutes=5)
-    assert status.signing_cert.subject.native["common_name"] == "Budi Santoso"
-    # the chain travels with the signature: a verifier only needs the root
-    embedded = {c.chosen.subject.native["common_name"] for c in emb.signed_data["certificates"]}
-    assert embedded == {
-        "Budi Santoso",
-        "CA Penerbit Surat Desa Kabupaten Sukoharjo",
-        "Root CA Pemerintah Kabupaten Sukoharjo",
-    }
+    assert_certified_by(signed, keys, "Budi Santoso")
 
 
 def test_pdfsig_accepts_the_signature(signed, tmp_path):
@@ -138,19 +109,19 @@ def test_batch_with_one_loaded_signer(signer, timestamper, keys):
     ]
     assert len(set(letters)) == 3
     for pdf in letters:
-        assert _validate(pdf, keys)[2].bottom_line
+        assert validate_letter(pdf, keys)[2].bottom_line
 
 
 def test_undersized_reservation_falls_back(signer, timestamper, keys):
     signer._reserve[timestamper] = 64  # far too small for any CMS
     pdf = signing.sign_letter(one_page_pdf(), signer, timestamper, reason="r", location="l")
-    assert _validate(pdf, keys)[2].bottom_line
+    assert validate_letter(pdf, keys)[2].bottom_line
     signer._reserve.pop(timestamper, None)
 
 
 def test_baseline_produces_the_same_profile(keys, bundle):
     pdf = signing.baseline_sign(one_page_pdf(), bundle.p12, PASSPHRASE, keys_dir=keys)
-    reader, emb, status = _validate(pdf, keys)
+    reader, emb, status = validate_letter(pdf, keys)
     assert status.bottom_line
     assert emb.docmdp_level == MDPPerm.NO_CHANGES
     assert status.timestamp_validity is not None and status.timestamp_validity.trusted
