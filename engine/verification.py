@@ -1,9 +1,9 @@
 """The offline verdict on an uploaded letter (DESIGN.md, "Trust").
 
-VALID only if every check below passes; the first failing checks are listed, in Indonesian, in
-``Verdict.reasons``. Nothing here touches the network: trust comes from the given roots, and
-whether a letter was withdrawn comes from the registry, not from certificate revocation data
-(the regency PKI publishes none yet, so revocation is reported as "not checked").
+VALID only if every check below passes; the failing checks are listed, in Indonesian, in
+``Verdict.reasons``. Nothing here touches the network: trust comes from the given roots;
+whether a letter was withdrawn, and whether its signer's certificate was revoked, come from the
+registry (``with_registry``). What may follow the issued bytes is decided by engine.pdf_updates.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from engine.aio import run_sync
+from engine.pdf_updates import UpdateRefused, check_updates
 
 VALID, INVALID, REVOKED, UNKNOWN = "VALID", "INVALID", "REVOKED", "UNKNOWN"
 REPLACED = "REPLACED"
@@ -53,6 +54,8 @@ _REVINFO_POLICY = CertRevTrustPolicy(
 # PDF white-space characters except NUL (ISO 32000-1, 7.2.2); NUL padding is not a harmless
 # line ending, so it counts as appended data.
 _TRAILING_OK = re.compile(rb"[ \t\r\n\f]*\Z")
+UNTRUSTED_SIGNER = "Sertifikat penandatangan tidak diterbitkan oleh otoritas yang dipercaya"
+UNTRUSTED_ARCHIVE_TSA = "Stempel waktu arsip dibuat oleh TSA yang tidak dipercaya"
 REVOCATION_NOT_CHECKED = "tidak diperiksa (tidak ada data pencabutan sertifikat)"
 
 
@@ -219,6 +222,13 @@ async def _validate_certification(
     return status
 
 
+def _is_tsa(cert: asn1_x509.Certificate) -> bool:
+    """A time-stamping authority's certificate: critical EKU of exactly id-kp-timeStamping
+    (RFC 3161, 2.3), so a document or CA key cannot pose as a TSA."""
+    eku = cert.extended_key_usage_value
+    return eku is not None and eku.native == ["time_stamping"]
+
+
 def _signed_revision(pdf: bytes, emb: EmbeddedPdfSignature) -> bytes:
     start2, len2 = int(emb.byte_range[2]), int(emb.byte_range[3])
     return pdf[: start2 + len2]
@@ -276,13 +286,11 @@ async def _verify_crypto(
         if status.revoked:
             reasons.append("Sertifikat penandatangan telah dicabut")
         else:
-            reasons.append(
-                "Sertifikat penandatangan tidak diterbitkan oleh otoritas yang dipercaya"
-            )
+            reasons.append(UNTRUSTED_SIGNER)
     ts = status.timestamp_validity
     if ts is None:
         reasons.append("Tanda tangan tidak memiliki stempel waktu")
-    elif not (ts.intact and ts.valid and ts.trusted):
+    elif not (ts.intact and ts.valid and ts.trusted and _is_tsa(ts.signing_cert)):
         reasons.append("Stempel waktu tanda tangan tidak sah")
     if not _only_lta_after(status.coverage, status.modification_level):
         reasons.append("Dokumen diubah setelah ditandatangani")
@@ -291,11 +299,21 @@ async def _verify_crypto(
     if not status.bottom_line and not reasons:
         reasons.append("Validasi tanda tangan gagal")
 
-    if not _tail_is_revisions(pdf, reader, sigs):
-        reasons.append("Ada data tambahan setelah bagian dokumen yang ditandatangani")
-
-    # Everything after the certification signature may only be archival maintenance.
-    for later in sigs[1:]:
+    # Everything after the letter as issued may only be archival maintenance, decided by our
+    # own allow-list (engine.pdf_updates); pyHanko's difference analysis above is a second
+    # opinion that can only refuse, never accept.
+    issued_end = len(_signed_revision(pdf, first))
+    try:
+        stamps = check_updates(pdf, issued_end)
+    except UpdateRefused as e:
+        reasons.append(str(e))
+        stamps = None
+    later_sigs = sigs[1:]
+    if stamps is not None and sorted(s.revision_end for s in stamps) != sorted(
+        int(e.byte_range[2]) + int(e.byte_range[3]) for e in later_sigs
+    ):
+        reasons.append("Tanda tangan setelah surat diterbitkan tidak sesuai dengan revisinya")
+    for later in later_sigs:
         if later.sig_object_type != "/DocTimeStamp":
             reasons.append("Ada tanda tangan lain yang ditambahkan setelah surat diterbitkan")
             continue
@@ -303,6 +321,8 @@ async def _verify_crypto(
         details.append(_detail(later, ts_status, "document_timestamp"))
         if not (ts_status.intact and ts_status.valid):
             reasons.append("Stempel waktu arsip tidak utuh")
+        elif not (ts_status.trusted and _is_tsa(ts_status.signing_cert)):
+            reasons.append(UNTRUSTED_ARCHIVE_TSA)
         if not _only_lta_after(ts_status.coverage, ts_status.modification_level):
             reasons.append("Dokumen diubah setelah stempel waktu arsip")
 
@@ -326,16 +346,6 @@ def _byte_range_problem(pdf: bytes, emb: EmbeddedPdfSignature) -> str | None:
     if not _HEX_GAP.fullmatch(pdf, len1, start2):
         return "Ada data tersembunyi di celah tanda tangan (/Contents)"
     return None
-
-
-def _tail_is_revisions(pdf: bytes, reader: PdfFileReader, sigs: list[EmbeddedPdfSignature]) -> bool:
-    """Bytes after the last signed range must be whole revisions (later checked by diff
-    analysis), not loose data: appending junk plus a copy of the old ``startxref`` leaves
-    pyHanko's revision list unchanged and would otherwise pass as "no modification"."""
-    last = max(sigs, key=lambda e: int(e.byte_range[2]) + int(e.byte_range[3]))
-    end = int(last.byte_range[2]) + int(last.byte_range[3])
-    later_revisions = reader.xrefs.total_revisions - 1 - last.signed_revision
-    return pdf[end:].count(b"startxref") == later_revisions
 
 
 def _only_lta_after(coverage: SignatureCoverageLevel | None, mod: ModificationLevel | None) -> bool:
@@ -381,44 +391,45 @@ async def _acrypto_check(
 def with_registry(
     result: Verdict | CryptoOk,
     registry_lookup: Callable[[str], RegistryEntry | None],
-    cert_revocation: CertRevocationLookup | None = None,
+    cert_revocation: CertRevocationLookup,
 ) -> Verdict:
+    """Finish a ``crypto_check`` result with what only the registry knows: whether the issued
+    bytes are a letter of this deployment, its status, and the signer certificate's
+    revocation. Exceptions of the lookups propagate: a registry outage is an error, never a
+    verdict that calls a genuine letter invalid."""
     if isinstance(result, Verdict):
+        if _foreign(result) and registry_lookup(result.signed_revision_sha256 or "") is None:
+            reason = "Surat ini tidak diterbitkan oleh layanan ini (penandatangan tidak dikenal)"
+            return replace(result, status=UNKNOWN, reasons=[reason])
         return result
     details = list(result.details)
     reasons: list[str] = []
-    checked = cert_revocation is not None
-    if cert_revocation is not None:
-        for i, d in enumerate(details):
-            if d.kind != "signature" or d.serial is None:
-                continue
-            rev = cert_revocation(d.serial)
-            if rev is None:
-                details[i] = replace(d, revocation=f"tidak dicabut (sumber: {CRL_SOURCE})")
-                continue
-            when = rev.revoked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-            proof = d.timestamp_time
-            if proof is not None and proof < rev.revoked_at:
-                text = f"dicabut {when}, setelah surat ditandatangani (sumber: {CRL_SOURCE})"
-            else:
-                text = f"DICABUT {when} (sumber: {CRL_SOURCE})"
-                reasons.append(
-                    "Sertifikat penandatangan telah dicabut sebelum surat ditandatangani"
-                )
-            details[i] = replace(d, revocation=text)
-    # Outside any try on purpose: a registry outage must surface as an error, not as a
-    # verdict that calls a genuine letter invalid.
+    for i, d in enumerate(details):
+        if d.kind != "signature" or d.serial is None:
+            continue
+        rev = cert_revocation(d.serial)
+        if rev is None:
+            details[i] = replace(d, revocation=f"tidak dicabut (sumber: {CRL_SOURCE})")
+            continue
+        when = rev.revoked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        proof = d.timestamp_time
+        if proof is not None and proof < rev.revoked_at:
+            text = f"dicabut {when}, setelah surat ditandatangani (sumber: {CRL_SOURCE})"
+        else:
+            text = f"DICABUT {when} (sumber: {CRL_SOURCE})"
+            reasons.append("Sertifikat penandatangan telah dicabut sebelum surat ditandatangani")
+        details[i] = replace(d, revocation=text)
     entry = registry_lookup(result.signed_hash)
     common: dict[str, Any] = {
         "signatures": details,
         "signed_revision_sha256": result.signed_hash,
         "registry": entry,
-        "revocation_checked": checked,
+        "revocation_checked": True,
     }
     if reasons:
         return Verdict(False, INVALID, reasons, **common)
     if entry is None:
-        reason = "Tanda tangan sah, tetapi surat ini tidak tercatat di registri"
+        reason = "Tanda tangan sah, tetapi surat ini tidak tercatat di registri layanan ini"
         return Verdict(False, UNKNOWN, [reason], **common)
     if entry.status == "revoked":
         return Verdict(False, REVOKED, ["Surat ini telah dicabut oleh penerbitnya"], **common)
@@ -430,13 +441,20 @@ def with_registry(
     return Verdict(True, VALID, [], **common)
 
 
+def _foreign(result: Verdict) -> bool:
+    """An intact letter whose only fault is a signer we do not trust: another deployment's
+    letter (or a look-alike). Not ours to call forged: TIDAK DIKENAL, unless the registry
+    somehow knows its bytes."""
+    return result.reasons == [UNTRUSTED_SIGNER] and result.signed_revision_sha256 is not None
+
+
 async def averify_pdf(
     pdf: bytes,
     *,
     trust_roots: Iterable[TrustRoot],
     registry_lookup: Callable[[str], RegistryEntry | None],
+    cert_revocation: CertRevocationLookup,
     at: datetime | None = None,
-    cert_revocation: CertRevocationLookup | None = None,
 ) -> Verdict:
     """verify_pdf for callers that already run an event loop (async web handlers)."""
     result = await _acrypto_check(pdf, trust_roots, at)
@@ -448,24 +466,26 @@ def verify_pdf(
     *,
     trust_roots: Iterable[TrustRoot],
     registry_lookup: Callable[[str], RegistryEntry | None],
+    cert_revocation: CertRevocationLookup,
     at: datetime | None = None,
-    cert_revocation: CertRevocationLookup | None = None,
 ) -> Verdict:
-    """Judge an uploaded PDF offline. Any failure to read the file is an INVALID verdict.
+    """The verdict on a PDF: the one rule every face uses (through engine.registry, which
+    supplies the registry and the certificate revocation list). Any failure to read the file
+    is an INVALID verdict.
 
-    ``registry_lookup`` receives the sha256 (hex) of the signed revision: the bytes up to the
-    end of the certification signature's ByteRange, i.e. the file exactly as it was issued,
-    so a letter is still found after an archival document timestamp was appended.
-    ``at`` judges as of another moment (default: now). Exceptions raised by
-    ``registry_lookup`` propagate. In async code use ``averify_pdf``.
+    ``registry_lookup`` receives the sha256 (hex) of the letter as issued: the bytes up to the
+    end of the certification signature's ByteRange, so a letter is still found after archival
+    updates were appended (which engine.pdf_updates then restricts to DSS data and document
+    timestamps). ``cert_revocation`` maps a signer certificate serial (hex) to its revocation.
+    ``at`` judges as of another moment (default: now). In async code use ``averify_pdf``.
     """
     return run_sync(
         averify_pdf(
             pdf,
             trust_roots=trust_roots,
             registry_lookup=registry_lookup,
-            at=at,
             cert_revocation=cert_revocation,
+            at=at,
         )
     )
 
