@@ -70,6 +70,54 @@ class Staff:
         return spec["steps"][request["state"]]["role"]
 
 
+LETTERS = {
+    "surat-keterangan-umum": lambda n: (
+        {"applicant": n[0]},
+        {"keperluan": "Persyaratan melamar pekerjaan"},
+    ),
+    "surat-keterangan-kematian": lambda n: (
+        {"deceased": n[0], "reporter": n[2]},
+        {
+            "date_of_death": "2026-11-20",
+            "time_of_death": "14:30",
+            "place_of_death": "Rumah",
+            "cause": "Sakit",
+        },
+    ),
+    "surat-keterangan-kelahiran": lambda n: (
+        {"mother": n[1], "father": n[0], "reporter": n[0]},
+        {
+            "child_name": "Bayi Contoh",
+            "child_sex": "Perempuan",
+            "birth_date": "2026-11-25",
+            "birth_time": "08:15",
+            "birth_place": "Puskesmas Weru",
+        },
+    ),
+}
+"""Subjects (by the village's sample NIKs) and form data for one letter of each shipped type."""
+
+
+def issue(staff: Staff, workflow_id: str, passphrase: str, slug: str = "grogol") -> dict:
+    """One letter of ``workflow_id`` from NIK to signed, through the API; its JSON plus
+    ``pdf`` (the signed file as the operator downloads it)."""
+    village = {"grogol": GROGOL, "kenep": KENEP}[slug]
+    niks = staff.logins.sample_niks[village]
+    subjects, data = LETTERS[workflow_id](niks[:4])
+    r = staff.post(
+        f"operator.{slug}",
+        "/api/requests",
+        {"workflow_id": workflow_id, "subjects": subjects, "data": data},
+    )
+    assert r.status_code == 201, r.text
+    request = staff.walk_to_signing(slug, r.json())
+    signed = staff.sign(f"head.{slug}", request, passphrase)
+    assert signed.status_code == 200, signed.text
+    letter = signed.json()["letter"]
+    letter["pdf"] = staff.get(f"operator.{slug}", letter["pdf_url"]).content
+    return letter
+
+
 def validate_signed_pdf(pdf: bytes, keys_dir: Path) -> PdfSignatureStatus:
     root = asn1_x509.Certificate.load(load_root_ca(keys_dir).public_bytes(Encoding.DER))
     reader = PdfFileReader(io.BytesIO(pdf))

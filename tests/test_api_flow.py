@@ -14,6 +14,7 @@ from suratdesa.web import create_app
 from tests.letters import (
     GROGOL,
     KENEP,
+    LETTERS,
     Staff,
     assert_certified_and_timestamped,
     decode_qr,
@@ -41,31 +42,6 @@ CLASSIFICATIONS = {
     "surat-keterangan-umum": "470",
     "surat-keterangan-kematian": "474.3",
     "surat-keterangan-kelahiran": "474.1",
-}
-LETTERS = {
-    "surat-keterangan-umum": lambda n: (
-        {"applicant": n[0]},
-        {"keperluan": "Persyaratan melamar pekerjaan"},
-    ),
-    "surat-keterangan-kematian": lambda n: (
-        {"deceased": n[0], "reporter": n[2]},
-        {
-            "date_of_death": "2026-11-20",
-            "time_of_death": "14:30",
-            "place_of_death": "Rumah",
-            "cause": "Sakit",
-        },
-    ),
-    "surat-keterangan-kelahiran": lambda n: (
-        {"mother": n[1], "father": n[0], "reporter": n[0]},
-        {
-            "child_name": "Bayi Contoh",
-            "child_sex": "Perempuan",
-            "birth_date": "2026-11-25",
-            "birth_time": "08:15",
-            "birth_place": "Puskesmas Weru",
-        },
-    ),
 }
 
 
