@@ -55,6 +55,7 @@ _REVINFO_POLICY = CertRevTrustPolicy(
 # line ending, so it counts as appended data.
 _TRAILING_OK = re.compile(rb"[ \t\r\n\f]*\Z")
 UNTRUSTED_SIGNER = "Sertifikat penandatangan tidak diterbitkan oleh otoritas yang dipercaya"
+UNTRUSTED_SIGNATURE_TSA = "Stempel waktu tanda tangan dibuat oleh TSA yang tidak dipercaya"
 UNTRUSTED_ARCHIVE_TSA = "Stempel waktu arsip dibuat oleh TSA yang tidak dipercaya"
 REVOCATION_NOT_CHECKED = "tidak diperiksa (tidak ada data pencabutan sertifikat)"
 
@@ -290,8 +291,10 @@ async def _verify_crypto(
     ts = status.timestamp_validity
     if ts is None:
         reasons.append("Tanda tangan tidak memiliki stempel waktu")
-    elif not (ts.intact and ts.valid and ts.trusted and _is_tsa(ts.signing_cert)):
-        reasons.append("Stempel waktu tanda tangan tidak sah")
+    elif not (ts.intact and ts.valid):
+        reasons.append("Stempel waktu tanda tangan tidak utuh")
+    elif not (ts.trusted and _is_tsa(ts.signing_cert)):
+        reasons.append(UNTRUSTED_SIGNATURE_TSA)
     if not _only_lta_after(status.coverage, status.modification_level):
         reasons.append("Dokumen diubah setelah ditandatangani")
     if not status.docmdp_ok:
@@ -445,7 +448,11 @@ def _foreign(result: Verdict) -> bool:
     """An intact letter whose only fault is a signer we do not trust: another deployment's
     letter (or a look-alike). Not ours to call forged: TIDAK DIKENAL, unless the registry
     somehow knows its bytes."""
-    return result.reasons == [UNTRUSTED_SIGNER] and result.signed_revision_sha256 is not None
+    return (
+        UNTRUSTED_SIGNER in result.reasons
+        and set(result.reasons) <= {UNTRUSTED_SIGNER, UNTRUSTED_SIGNATURE_TSA}
+        and result.signed_revision_sha256 is not None
+    )
 
 
 async def averify_pdf(

@@ -146,6 +146,12 @@ def test_signed_by_another_ca(keys, tmp_path):
     v = check(forged, keys, registry(forged))
     assert_invalid(v)
     assert any("otoritas yang dipercaya" in r for r in v.reasons)
+    # Not in our registry: another deployment's letter (or a look-alike) is not ours to judge.
+    v = check(forged, keys, lambda h: None)
+    assert v.status == UNKNOWN and not v.valid, v
+    assert v.reasons == [
+        "Surat ini tidak diterbitkan oleh layanan ini (penandatangan tidak dikenal)"
+    ]
 
 
 def test_unsigned_pdf(keys):
