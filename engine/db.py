@@ -2,11 +2,16 @@
 
 SQLite runs in WAL mode with foreign keys on, and every transaction starts with BEGIN IMMEDIATE so
 that two writers queue for the lock up front instead of failing half-way when one upgrades a read
-lock. PostgreSQL relies on row locks (SELECT ... FOR UPDATE) taken by the code that needs them.
+lock. Within a process, transactions on one SQLite file also queue first come, first served on a
+ticket lock: SQLite's own busy handler polls with growing sleeps and no order, so under load one
+writer could lose every race until its busy timeout ran out ("database is locked") while others
+went ahead. PostgreSQL relies on row locks (SELECT ... FOR UPDATE) taken by the code that needs
+them.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,9 +20,43 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+class FairLock:
+    """A first-come, first-served lock (tickets), re-entrant for the thread that holds it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                return  # not ours (a transaction that ended on another thread's connection)
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        queue = FairLock()
 
         @event.listens_for(engine, "connect")
         def _sqlite_on_connect(dbapi_conn, _record) -> None:
@@ -31,7 +70,17 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            queue.acquire()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                queue.release()
+                raise
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _sqlite_end(conn) -> None:
+            queue.release()
 
         return engine
     if url.startswith("postgresql://"):
