@@ -41,8 +41,10 @@ def require_tool(path: str) -> str:
 
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server key folder, as `suratdesa keys init` makes it: no root CA key in it (that
+    one goes to a separate temp folder, as keys/dev-root/ beside keys/dev/)."""
     path = tmp_path_factory.mktemp("keys")
-    init_pki(path)
+    init_pki(path, root_dir=tmp_path_factory.mktemp("keys-root"))
     return path
 
 
@@ -108,9 +110,10 @@ def db_url(db_template: DbTemplate, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(db_url: str, keys_dir: Path) -> Settings:
+def settings(db_url: str, keys_dir: Path, tmp_path: Path) -> Settings:
     return Settings(
         database_url=db_url,
+        audit_dir=tmp_path / "audit",
         public_url="http://testserver",
         keys_dir=keys_dir,
         workflows_dir=PROJECT_ROOT / "workflows",

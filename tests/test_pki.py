@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -27,13 +28,77 @@ def _ext(cert: x509.Certificate, cls):
 
 def test_init_is_idempotent_and_never_overwrites(keys):
     paths = pki.pki_paths(keys)
-    files = [paths.root_cert, paths.root_key, paths.issuing_cert, paths.issuing_key]
-    files += [paths.tsa_cert, paths.tsa_key]
+    root = pki.root_paths(pki.default_root_dir(keys))
+    files = [paths.root_cert, root.cert, root.key, paths.issuing_cert, paths.issuing_key]
+    files += [paths.tsa_cert, paths.tsa_key, paths.seal_key]
     before = {p: p.read_bytes() for p in files}
     pki.init_pki(keys)
     assert {p: p.read_bytes() for p in files} == before
-    for key in (paths.root_key, paths.issuing_key, paths.tsa_key):
+    for key in (root.key, paths.issuing_key, paths.tsa_key, paths.seal_key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert root.root_dir.parent == keys.parent and root.root_dir.name == f"{keys.name}-root"
+    assert paths.root_cert.read_bytes() == root.cert.read_bytes()
+    assert not (keys / root.key.name).exists()
+
+
+def test_concurrent_init_makes_one_pki(tmp_path):
+    """Two app processes starting at once on an empty folder: one root, one issuing CA."""
+    import multiprocessing
+
+    keys = tmp_path / "keys"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=pki.init_pki, args=(keys,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    pki.load_issuing_ca(keys).verify_directly_issued_by(pki.load_root_ca(keys))
+    tsa, _ = pki.load_tsa(keys)
+    tsa.verify_directly_issued_by(pki.load_issuing_ca(keys))
+    assert not pki.pki_paths(keys).issuing_csr.exists()
+
+
+def test_root_folder_must_be_outside_the_server_folder(tmp_path):
+    for bad in (tmp_path, tmp_path / "root"):
+        with pytest.raises(pki.PkiError, match="root folder"):
+            pki.init_pki(tmp_path, root_dir=bad)
+    assert not pki.pki_paths(tmp_path).issuing_key.exists()  # refused before any key
+
+
+def test_root_key_left_by_an_older_version_is_moved_out(tmp_path):
+    keys, root_dir = tmp_path / "dev", tmp_path / "dev-root"
+    pki.init_pki(keys)
+    root = pki.root_paths(root_dir)
+    # the layout before the root went offline: root key beside the server keys, no dev-root
+    root.key.rename(keys / "root-ca.key.pem")
+    root.cert.unlink()
+    (root_dir / ".pki.lock").unlink()
+    root_dir.rmdir()
+    assert pki.has_legacy_root_key(keys)
+    pki.init_pki(keys)
+    assert not pki.has_legacy_root_key(keys)
+    assert stat.S_IMODE(root.key.stat().st_mode) == 0o600
+    assert root.cert.read_bytes() == pki.pki_paths(keys).root_cert.read_bytes()
+    # and the moved key still signs for this root: a new issuing CA verifies under it
+    csr = pki.load_csr(
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(pki.load_issuing_ca(keys).subject)
+        .sign(pki._new_key(), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    pki.sign_issuing_csr(root_dir, csr).verify_directly_issued_by(pki.load_root_ca(keys))
+
+
+def test_seal_key_is_made_without_the_root(tmp_path):
+    keys = tmp_path / "keys"
+    pki.init_pki(keys)
+    pki.pki_paths(keys).seal_key.unlink()
+    root = pki.root_paths(pki.default_root_dir(keys))
+    root.key.rename(tmp_path / "elsewhere.pem")  # the root went offline
+    assert pki.load_seal_key(keys).curve.name == "secp256r1"
+    pki.init_pki(keys)  # an installed server folder needs no root key either
+    assert not root.key.exists()
 
 
 def test_missing_half_of_a_pair_is_refused(tmp_path):
