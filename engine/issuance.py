@@ -24,6 +24,7 @@ from engine.config import Settings
 from engine.dates import WIB
 from engine.db import transaction
 from engine.errors import Conflict, Forbidden, InvalidInput, SuratDesaError
+from engine.facts import public_facts
 from engine.letter_requests import load_for_actor, move
 from engine.models import Letter, LetterRequest, Resident, User, Village
 from engine.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
@@ -191,7 +192,8 @@ class Issuer:
                     else None
                 ),
             )
-            seal = seal_for_letter(self.settings.keys_dir, code, content)
+            facts = public_facts(spec, content)  # as printed: the page and the seal show them
+            seal = seal_for_letter(self.settings.keys_dir, code, content, facts)
             pdf = render_letter(
                 spec.template_path,
                 content,
@@ -224,6 +226,7 @@ class Issuer:
                 verify_code=code,
                 subject_name=subject.name,
                 subject_nik=subject.nik,
+                public_facts=facts,
                 signer_id=signer_user.id,
                 signer_name=signer_user.full_name,
                 signer_capacity=" / ".join(content.signer.title_lines),

@@ -6,9 +6,10 @@ costs: one indexed statement that also reads the client's shared rate-limit coun
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from sqlalchemy import Connection, bindparam, literal, select
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from engine.dates import WIB, format_tanggal
 from engine.models import District, Letter, LetterRequest, RateLimitCounter, Village
 from engine.nik import mask_nik
+from engine.seal import SealRecord
 
 # A code is 32 base32 characters; anything else is rejected before touching the database.
 CODE_PATTERN = re.compile(r"^[A-Z2-7]{32}$")
@@ -44,6 +46,17 @@ class PublicLetter:
     replaced_by_code: str | None = None  # the corrected letter, when status == "replaced"
     replaced_by_number: str | None = None
     replaces_number: str | None = None  # this letter corrects that one
+    # The letter type's public facts as issued ({"label", "value"}); None for letters issued
+    # before they were stored: the page then shows the subject's name and masked NIK.
+    facts: tuple[dict[str, str], ...] | None = None
+
+    @property
+    def issued_on_date(self) -> date:
+        return self.issued_at.astimezone(WIB).date()
+
+    def seal_record(self) -> SealRecord:
+        """What a seal printed under this letter's code must state."""
+        return SealRecord(self.number, self.issued_on_date, self.facts, self.subject_name)
 
     @property
     def revoked_on(self) -> str | None:
@@ -78,6 +91,7 @@ _COLUMNS = (
     _new.verify_code,
     _new.number,
     _old.number,
+    Letter.public_facts,
 )
 _QUERY = (
     select(*_COLUMNS)
@@ -168,7 +182,7 @@ def lookup_public_letter(conn: Connection | Session, code: str) -> PublicLetter 
 
 def _public(row: tuple) -> PublicLetter:
     (status, title, number, issued_at, kind, vname, dname, signer, capacity, subject, nik,
-     sha, revoked_at, reason, purpose, new_code, new_number, old_number) = row  # fmt: skip
+     sha, revoked_at, reason, purpose, new_code, new_number, old_number, facts) = row  # fmt: skip
     return PublicLetter(
         status=status,
         title=title,
@@ -188,7 +202,16 @@ def _public(row: tuple) -> PublicLetter:
         replaced_by_code=new_code if status == "replaced" else None,
         replaced_by_number=new_number if status == "replaced" else None,
         replaces_number=old_number,
+        facts=_facts(facts),
     )
+
+
+def _facts(raw: object) -> tuple[dict[str, str], ...] | None:
+    if isinstance(raw, str):  # a JSON column read through the driver without type decoding
+        raw = json.loads(raw)
+    if not isinstance(raw, list):
+        return None
+    return tuple({"label": str(f["label"]), "value": str(f["value"])} for f in raw)
 
 
 def find_public_letter(session: Session, code: str) -> PublicLetter | None:

@@ -22,6 +22,14 @@ File format (see ``workflows/*.yaml`` and :func:`workflow_json_schema`)::
                 signers: {sekdes: a.n.}}   # optional: who else signs, on the head's behalf
     effects:
       issued: [{mark_deceased: deceased}]
+    public_facts:                        # what the public page and the QR seal show
+      - {label: Nama, from: subject:deceased.name}
+      - {label: Tanggal meninggal, from: field:date_of_death}
+
+``public_facts`` (1 to 3) name where each fact comes from: ``field:<name>`` or
+``subject:<role>.<attr>`` with attr one of name, nik, birth_date, birth_place, sex. Values are
+formatted as the letter prints them (dates "28 November 2026"); a NIK is always masked. Without
+``public_facts`` the page and seal show the first subject's name.
 
 Rules beyond the shape: ``sign`` leads to ``issued`` and nothing else does; ``reject`` leads to
 ``rejected``; every other action leads to a step. ``cancelled`` is reached only through the
@@ -60,6 +68,10 @@ ACTIONS = frozenset({"submit", "approve", "return", "reject", "sign"})
 TERMINAL_STATES = frozenset({"issued", "rejected", "cancelled"})
 FIELD_TYPES = ("text", "textarea", "date", "time", "number", "choice", "nik")
 EFFECT_KINDS = frozenset({"mark_deceased"})
+# Public facts: where each comes from, and the subject attributes that may be shown.
+PUBLIC_FACT_SUBJECT_ATTRS = ("name", "nik", "birth_date", "birth_place", "sex")
+PUBLIC_FACTS_MAX = 3  # the QR seal carries them: few and short
+PUBLIC_FACT_LABEL_MAX = 24
 # Who may sign a head's step on the head's behalf, and the mark printed before the head's title.
 DELEGATE_ROLES = ("sekdes", "kasi")
 DELEGATE_MARKS = ("a.n.", "u.b.")
@@ -77,7 +89,7 @@ _TYPE_ONLY_KEYS = {
 
 _REQUIRED_KEYS = ("id", "version", "title", "classification", "number_format", "subjects")
 _REQUIRED_KEYS += ("template", "steps")
-_OPTIONAL_KEYS = ("description", "fields", "initial", "effects")
+_OPTIONAL_KEYS = ("description", "fields", "initial", "effects", "public_facts")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _INT_PLACEHOLDERS = frozenset({"seq", "month", "year"})
@@ -166,6 +178,17 @@ class EffectSpec:
 
 
 @dataclass(frozen=True)
+class PublicFactSpec:
+    """One fact the public page and the QR seal show: ``field:<name>`` (source "field",
+    attr None) or ``subject:<role>.<attr>`` (source "subject")."""
+
+    label: str
+    source: Literal["field", "subject"]
+    name: str
+    attr: str | None = None
+
+
+@dataclass(frozen=True)
 class WorkflowSpec:
     id: str
     version: int
@@ -187,6 +210,7 @@ class WorkflowSpec:
     template_sources: Mapping[str, str] = dataclass_field(
         default_factory=lambda: MappingProxyType({})
     )
+    public_facts: tuple[PublicFactSpec, ...] = ()  # () : the first subject's name
 
     def step(self, state: str) -> StepSpec:
         try:
@@ -815,6 +839,75 @@ def _effects(
     return tuple(out)
 
 
+_FACT_FROM = re.compile(r"^(field):([a-z][a-z0-9_]*)$|^(subject):([a-z][a-z0-9_]*)\.([a-z_]+)$")
+
+
+def _public_facts(
+    p: _Problems,
+    raw: object,
+    line: int,
+    subjects: dict[str, SubjectSpec],
+    fields: tuple[FieldSpec, ...],
+) -> tuple[PublicFactSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, _Seq) or not raw:
+        p.add(line, "public_facts: harus berupa daftar (- {label: ..., from: field:<nama>})")
+        return ()
+    if len(raw) > PUBLIC_FACTS_MAX:
+        p.add(line, f"public_facts: paling banyak {PUBLIC_FACTS_MAX} data (QR harus tetap kecil)")
+    field_names = {f.name for f in fields}
+    out: list[PublicFactSpec] = []
+    labels: set[str] = set()
+    for item, item_line in zip(raw, raw.item_lines, strict=True):
+        if not isinstance(item, _Map):
+            p.add(item_line, "public_facts: tiap data harus {label: ..., from: ...}")
+            continue
+        where = f"public_facts '{item.get('label')}'"
+        _check_keys(p, item, where, ("label", "from"), ())
+        label, source = item.get("label"), item.get("from")
+        if "label" in item and (not _is_text(label) or len(label) > PUBLIC_FACT_LABEL_MAX):
+            p.add(
+                item.vline("label"),
+                f"{where}: 'label' harus teks, paling panjang {PUBLIC_FACT_LABEL_MAX} huruf",
+            )
+            continue
+        if isinstance(label, str) and label.strip().casefold() in labels:
+            p.add(item.vline("label"), f"{where}: label ganda")
+            continue
+        if "from" not in item or "label" not in item:
+            continue
+        m = _FACT_FROM.match(source) if isinstance(source, str) else None
+        if m is None:
+            p.add(
+                item.vline("from"),
+                f"{where}: 'from' harus field:<nama isian> atau subject:<subjek>.<data> "
+                f"(data: {', '.join(PUBLIC_FACT_SUBJECT_ATTRS)}), bukan {source!r}",
+            )
+            continue
+        if m.group(1):
+            if m.group(2) not in field_names:
+                p.add(item.vline("from"), f"{where}: isian '{m.group(2)}' tidak ada di 'fields'")
+                continue
+            fact = PublicFactSpec(label.strip(), "field", m.group(2))
+        else:
+            role, attr = m.group(4), m.group(5)
+            if role not in subjects:
+                p.add(item.vline("from"), f"{where}: subjek '{role}' tidak ada di 'subjects'")
+                continue
+            if attr not in PUBLIC_FACT_SUBJECT_ATTRS:
+                p.add(
+                    item.vline("from"),
+                    f"{where}: data subjek '{attr}' tidak dikenal "
+                    f"(yang ada: {', '.join(PUBLIC_FACT_SUBJECT_ATTRS)})",
+                )
+                continue
+            fact = PublicFactSpec(label.strip(), "subject", role, attr)
+        labels.add(fact.label.casefold())
+        out.append(fact)
+    return tuple(out)
+
+
 def _template(p: _Problems, path: Path, doc: _Map) -> tuple[str, Path, bytes]:
     template = doc.get("template")
     line = doc.vline("template")
@@ -906,6 +999,9 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
     effects = _effects(
         p, doc.get("effects"), doc.vline("effects"), set(steps) | TERMINAL_STATES, subject_map
     )
+    public_facts = _public_facts(
+        p, doc.get("public_facts"), doc.kline("public_facts"), subject_map, fields
+    )
 
     sources = template_bundle(template_path) if template_bytes else {}
     if p.items:
@@ -928,6 +1024,7 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
             source_path=path.resolve(),
             description=description,
             template_sources=MappingProxyType(sources),
+            public_facts=public_facts,
         ),
         [],
     )
@@ -1070,6 +1167,20 @@ def workflow_json_schema() -> dict[str, Any]:
                     },
                 },
             },
+            "public_facts": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": PUBLIC_FACTS_MAX,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["label", "from"],
+                    "properties": {
+                        "label": {**text, "maxLength": PUBLIC_FACT_LABEL_MAX},
+                        "from": {"type": "string", "pattern": _FACT_FROM.pattern},
+                    },
+                },
+            },
             "effects": {
                 "type": "object",
                 "additionalProperties": {
@@ -1098,6 +1209,7 @@ __all__ = [
     "EffectSpec",
     "FieldErrors",
     "FieldSpec",
+    "PublicFactSpec",
     "StepSpec",
     "SubjectSpec",
     "WorkflowError",

@@ -122,18 +122,21 @@ def test_verify_qr_offline(settings, logins, passphrase, tmp_path):
     root.write_bytes(client.get("/pki/root-ca.pem").content)
     (text,) = decode_qr(letter["pdf"])  # what a phone reads from the printed letter
 
-    ok = _cli("verify-qr", text, "--keys", str(keys), "--root", str(root))
+    base = ("--base-url", settings.public_url)
+    ok = _cli("verify-qr", text, "--keys", str(keys), "--root", str(root), *base)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "SEGEL SAH" in ok.stdout and letter["number"] in ok.stdout
 
     seal = text.rsplit("/", 1)[1]
     i = len(seal) // 2
     changed = text[: -len(seal)] + seal[:i] + ("B" if seal[i] != "B" else "C") + seal[i + 1 :]
-    bad = _cli("verify-qr", changed, "--keys", str(keys), "--root", str(root))
+    bad = _cli("verify-qr", changed, "--keys", str(keys), "--root", str(root), *base)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "TIDAK SAH" in bad.stdout
 
-    no_seal = _cli("verify-qr", letter["verify_url"], "--keys", str(keys), "--root", str(root))
+    no_seal = _cli(
+        "verify-qr", letter["verify_url"], "--keys", str(keys), "--root", str(root), *base
+    )
     assert no_seal.returncode == 1 and "TIDAK ADA SEGEL" in no_seal.stdout
 
 

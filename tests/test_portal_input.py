@@ -192,8 +192,18 @@ def test_pdf_signed_by_another_ca(client, tmp_path):
     signer = signing.load_signer(issue_test_signer(tmp_path).p12, PASSPHRASE, keys_dir=tmp_path)
     ts = signing.make_timestamper(None, tmp_path)
     forged = signing.sign_letter(one_page_pdf(), signer, ts, reason="r", location="l")
-    report = assert_invalid(client, forged, "otoritas yang dipercaya")
+    # Not ours: TIDAK DIKENAL, never ASLI, and nothing from our registry.
+    r = client.post(
+        "/api/public/verify", content=forged, headers={"content-type": "application/pdf"}
+    )
+    report = r.json()
+    assert report["status"] == "UNKNOWN" and report["valid"] is False, report
+    assert any("tidak diterbitkan oleh layanan ini" in x for x in report["reasons"])
     assert report["registry"] is None
+    page = client.post("/verify", files={"file": ("surat.pdf", forged, "application/pdf")})
+    assert (
+        "<strong>TIDAK DIKENAL</strong>" in page.text and "<strong>ASLI</strong>" not in page.text
+    )
 
 
 @pytest.mark.parametrize(
@@ -334,4 +344,4 @@ def test_a_bad_seal_on_a_real_code_is_named_not_a_crash(client, logins, passphra
     for seal in ("RUSAK", "A" * 3000, "%FF%FE", "0189"):
         r = client.get(f"{url}/{seal}")
         assert r.status_code == 200, (seal, r.status_code)
-        assert "ASLI" in r.text and "&#9888;" in r.text  # page shown, seal flagged
+        assert "SEGEL TIDAK SAH" in r.text and "ASLI" not in r.text  # the seal's own verdict

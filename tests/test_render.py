@@ -389,7 +389,13 @@ def test_qr_modules_stay_at_least_0_4_mm_with_a_long_url_and_name() -> None:
     code = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
     seal = make_seal(
         ec.generate_private_key(ec.SECP256R1()),
-        SealFields(content.number, content.issued_on, name[:40], b"\x01" * 16),
+        SealFields(
+            content.number,
+            content.issued_on,
+            (("Nama", name), ("Keperluan", "Persyaratan melamar pekerjaan di luar negeri")),
+            b"\x01" * 16,
+            code=code,
+        ),
     )
     base = "https://verifikasi-surat.sukoharjokab.go.id"
     text = qr_text(base, code, seal)
@@ -398,7 +404,7 @@ def test_qr_modules_stay_at_least_0_4_mm_with_a_long_url_and_name() -> None:
     assert version >= 11  # a dense QR: at the template's 28 mm its modules would be < 0.4 mm
     assert 28 / (n + 8) < 0.4
     size = qr_print_size(text, 28)
-    assert size / (n + 8) >= 0.4 and size <= QR_MAX_MM
+    assert size / (n + 8) >= 0.4 - 1e-9 and size <= QR_MAX_MM  # (float division)
 
     pdf = render("umum", content, verify_url=f"{base}/v/{code}", qr_text=text)
     page = pypdfium2.PdfDocument(pdf)[0]
