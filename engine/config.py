@@ -22,6 +22,11 @@ class Settings:
     # A head's key on a PKCS#11 token (engine.hsm): the module library and the token label.
     pkcs11_module: str | None = None
     pkcs11_token: str | None = None
+    # Audit log checkpoints, written outside the database (SURATDESA_AUDIT_DIR) and published
+    # under /pki/audit/. The served app makes one when the newest is older than this many hours
+    # (SURATDESA_AUDIT_CHECKPOINT_HOURS, 24 from the environment; 0 here: off unless configured).
+    audit_dir: Path = PROJECT_ROOT / "var" / "audit"
+    audit_checkpoint_hours: float = 0
 
 
 def get_settings() -> Settings:
@@ -39,6 +44,8 @@ def get_settings() -> Settings:
         secret_key=os.environ.get("SURATDESA_SECRET_KEY") or _dev_secret_key(),
         pkcs11_module=os.environ.get("SURATDESA_PKCS11_MODULE") or None,
         pkcs11_token=os.environ.get("SURATDESA_PKCS11_TOKEN") or None,
+        audit_dir=Path(os.environ.get("SURATDESA_AUDIT_DIR") or PROJECT_ROOT / "var" / "audit"),
+        audit_checkpoint_hours=float(os.environ.get("SURATDESA_AUDIT_CHECKPOINT_HOURS") or 24),
     )
 
 

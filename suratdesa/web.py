@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -33,6 +39,50 @@ def mount_api_docs(app: FastAPI) -> None:
         )
 
 
+log = logging.getLogger("suratdesa.audit")
+# The automatic audit checkpoint: every app process looks every CHECKPOINT_POLL (with jitter, so
+# processes started together do not knock at once) and makes one when the newest is older than
+# Settings.audit_checkpoint_hours. engine.audit.ensure_checkpoint makes that safe to race.
+CHECKPOINT_FIRST_DELAY = (30.0, 120.0)  # seconds after start-up, drawn at random
+CHECKPOINT_POLL = 15 * 60.0
+
+
+async def audit_checkpoint_loop(services: Services, hours: float) -> None:
+    from engine.audit import ensure_checkpoint
+
+    await asyncio.sleep(random.uniform(*CHECKPOINT_FIRST_DELAY))
+    while True:
+        try:
+            made = await asyncio.to_thread(
+                ensure_checkpoint,
+                services.factory,
+                services.settings,
+                max_age=timedelta(hours=hours),
+            )
+            if made is not None:
+                log.info("audit checkpoint written: %s", made.path)
+        except Exception:  # keep serving; the next round tries again and logs again
+            log.exception("audit checkpoint failed")
+        await asyncio.sleep(CHECKPOINT_POLL * random.uniform(0.8, 1.2))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    services: Services = app.state.services
+    task = None
+    if services.settings.audit_checkpoint_hours > 0:
+        task = asyncio.create_task(
+            audit_checkpoint_loop(services, services.settings.audit_checkpoint_hours)
+        )
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Surat Desa",
@@ -40,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         docs_url=None,  # served below from a vendored Swagger UI: no CDN
         redoc_url=None,
+        lifespan=lifespan,
     )
     mount_api_docs(app)
     app.state.services = Services.from_settings(settings)

@@ -54,7 +54,11 @@ def test_workflows_schema_is_json():
 
 
 def test_audit_verify_on_a_database(settings):
-    result = run("audit", "verify", env={"SURATDESA_DATABASE_URL": settings.database_url})
+    env = {
+        "SURATDESA_DATABASE_URL": settings.database_url,
+        "SURATDESA_AUDIT_DIR": str(settings.audit_dir),
+    }
+    result = run("audit", "verify", env=env)
     assert result.returncode == 0, result.stderr
     assert "intact" in result.stdout
 
