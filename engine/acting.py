@@ -5,15 +5,16 @@ signing on the head's behalf ("a.n." / "u.b.")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import Forbidden, InvalidInput
+from engine.dates import today_wib
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import ActingAssignment, User, Village
 from engine.timeutil import now_utc
-from engine.users import Actor
+from engine.users import Actor, audit_admin
 from engine.workflows import TERMINAL_STATES, WorkflowSpec
 
 PREFIXES = ("Plt.", "Plh.", "Pj.")
@@ -128,6 +129,61 @@ def record(
     )
     session.add(row)
     session.flush()
+    audit_admin(
+        session,
+        actor,
+        "acting.record",
+        {
+            "assignment_id": row.id,
+            "village_code": village_code,
+            "user_id": user_id,
+            "username": user.username,
+            "prefix": prefix,
+            "starts_on": starts_on.isoformat(),
+            "ends_on": ends_on.isoformat(),
+            "note": row.note,
+        },
+    )
+    return row
+
+
+def end(
+    session: Session, actor: Actor, assignment_id: int, *, today: date | None = None
+) -> ActingAssignment:
+    """End an assignment early: from today (WIB) on, the person no longer signs as acting
+    head. One that has not started yet is cancelled (its range becomes empty)."""
+    row = session.scalar(
+        select(ActingAssignment)
+        .where(ActingAssignment.id == assignment_id)
+        .with_for_update(of=ActingAssignment)
+    )
+    if row is None:
+        raise NotFound("Penugasan tidak ditemukan.")
+    if actor.role not in ("admin", "head"):
+        raise Forbidden("Hanya admin kabupaten atau kepala desa/lurah yang mengakhiri Plt./Plh.")
+    if actor.role == "head" and actor.village_code != row.village_code:
+        raise NotFound("Penugasan tidak ditemukan.")
+    today = today or today_wib()
+    new_end = min(row.ends_on, today - timedelta(days=1))
+    if new_end < row.starts_on:
+        new_end = row.starts_on - timedelta(days=1)  # never started: an empty range
+    if row.ends_on < today or new_end == row.ends_on:
+        raise Conflict("Penugasan ini sudah berakhir.")
+    old_end = row.ends_on
+    row.ends_on = new_end
+    session.flush()
+    audit_admin(
+        session,
+        actor,
+        "acting.end",
+        {
+            "assignment_id": row.id,
+            "village_code": row.village_code,
+            "user_id": row.user_id,
+            "prefix": row.prefix,
+            "ends_on": [old_end.isoformat(), new_end.isoformat()],
+        },
+    )
     return row
 
 

@@ -7,18 +7,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import regions
+from engine import regions, signers
 from engine.acting import own_title
 from engine.config import Settings
 from engine.errors import InvalidInput
 from engine.models import District, Resident, User, Village
 from engine.nik import make_nik
 from engine.pki import init_pki, issue_signer
-from engine.users import create_user, issue_token
+from engine.users import Actor, create_user, issue_token
 
 
 def seed_regions(session: Session) -> int:
@@ -48,12 +49,14 @@ def seed_regions(session: Session) -> int:
     return added
 
 
-def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str) -> None:
+def enroll_signer(
+    session: Session, keys_dir: Path, user: User, passphrase: str, *, by: Actor
+) -> None:
     """Issue a certificate for a signer (a head, or a sekdes/acting head: their own title goes
-    in the certificate) and store its passphrase-encrypted PKCS#12."""
-    if user.village_code is None:
-        raise InvalidInput("Admin kabupaten tidak menandatangani surat desa.")
-    village = session.get(Village, user.village_code)
+    in the certificate) and store its passphrase-encrypted PKCS#12. Refused for a second head
+    of a village (engine.signers.check_enrollable); recorded in the public signer registry
+    and the audit log as done `by` that person."""
+    village = signers.check_enrollable(session, user)
     bundle = issue_signer(
         keys_dir,
         username=user.username,
@@ -68,21 +71,23 @@ def enroll_signer(session: Session, keys_dir: Path, user: User, passphrase: str)
     user.signer_serial = format(bundle.serial, "x")
     user.signer_hsm_label = None  # the new PKCS#12 replaces a key on the token
     session.flush()
+    signers.record_issued(
+        session, by, user, x509.load_pem_x509_certificate(bundle.cert_pem), "pkcs12"
+    )
 
 
-def enroll_hsm(session: Session, settings: Settings, user: User, pin: str) -> None:
+def enroll_hsm(session: Session, settings: Settings, user: User, pin: str, *, by: Actor) -> None:
     """Generate a signer's key on the PKCS#11 token (settings.pkcs11_module / pkcs11_token)
     under the label = username, certify it with the issuing CA, and record the certificate;
-    from then on the signer signs with the token PIN (the PKCS#12, if any, is dropped)."""
-    if user.village_code is None:
-        raise InvalidInput("Admin kabupaten tidak menandatangani surat desa.")
+    from then on the signer signs with the token PIN (the PKCS#12, if any, is dropped).
+    The same rules, registry row and audit event as enroll_signer."""
+    village = signers.check_enrollable(session, user)
     if not settings.pkcs11_module or not settings.pkcs11_token:
         raise InvalidInput(
             "Token HSM belum diatur: isi SURATDESA_PKCS11_MODULE dan SURATDESA_PKCS11_TOKEN."
         )
     from engine.hsm import enroll_hsm_signer  # python-pkcs11 only where a token is used
 
-    village = session.get(Village, user.village_code)
     cert = enroll_hsm_signer(
         settings.pkcs11_module,
         settings.pkcs11_token,
@@ -100,6 +105,7 @@ def enroll_hsm(session: Session, settings: Settings, user: User, pin: str) -> No
     user.signer_serial = format(cert.serial_number, "x")
     user.signer_hsm_label = user.username
     session.flush()
+    signers.record_issued(session, by, user, cert, "hsm")
 
 
 # Clearly synthetic people: every family name is "Contoh" (Indonesian for "example").
@@ -113,6 +119,7 @@ _STAFF_NAMES = (
 )  # Desa Grogol (Weru), Kelurahan Kenep
 DEMO_PASSWORD = "demo12345"
 DEMO_PASSPHRASE = "ttd-demo-2026"
+DEMO_ACTOR = Actor.system("system:demo")  # who the demo seed's audit events name
 
 
 def demo_residents(village: Village, count: int, *, seed: int) -> list[Resident]:
@@ -174,6 +181,7 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
                 )
                 user = create_user(
                     session,
+                    by=DEMO_ACTOR,
                     username=username,
                     full_name=name,
                     role=role,
@@ -183,7 +191,7 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
                 )
             has_key = user.signer_p12 is not None or user.signer_hsm_label is not None
             if role in ("head", "sekdes") and not has_key:
-                enroll_signer(session, keys_dir, user, DEMO_PASSPHRASE)
+                enroll_signer(session, keys_dir, user, DEMO_PASSPHRASE, by=DEMO_ACTOR)
             logins.rows.append(
                 (username, role, f"{village.kind_label} {village.name}", issue_token(session, user))
             )
@@ -200,6 +208,7 @@ def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
     if admin is None:
         admin = create_user(
             session,
+            by=DEMO_ACTOR,
             username="admin",
             full_name="Admin Kabupaten",
             role="admin",

@@ -24,3 +24,9 @@ class Forbidden(SuratDesaError):
 
 class Conflict(SuratDesaError):
     """The request moved on since the caller read it (stale version, or already acted on)."""
+
+
+class HeadSignerExists(Conflict):
+    """A village already has an active head signer: a second one is refused until the first is
+    disabled or their certificate revoked (at most one head signer per village, plus the
+    declared acting signer)."""

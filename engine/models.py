@@ -196,6 +196,9 @@ class Letter(Base):
     handed_over_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", name="fk_letters_handed_over_by")
     )
+    # What the public page and the QR seal show: [{"label", "value"}], computed at issue from
+    # the letter as printed (engine.facts). NULL for letters issued before it existed.
+    public_facts: Mapped[list | None] = mapped_column(JSON)
     request: Mapped[LetterRequest] = relationship(
         back_populates="letter", foreign_keys=[request_id]
     )
@@ -342,3 +345,23 @@ class RateLimitCounter(Base):
 
 # The portal looks up "which letter replaced this one" on every /v/ page view.
 Index("ix_letters_replaces_letter_id", Letter.replaces_letter_id)
+
+
+class SignerCertificate(Base):
+    """Every signer certificate ever issued, one row per certificate, never updated or deleted
+    (database triggers refuse both): the public list at /pki/signers is read from here, so a key
+    issued to anyone cannot stay hidden. Revocation is joined from RevokedCertificate."""
+
+    __tablename__ = "signer_certificates"
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # hex, as in the CRL
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    full_name: Mapped[str] = mapped_column(String(120))  # as in the certificate
+    role: Mapped[str] = mapped_column(String(20))  # the account's role when issued
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)
+    title: Mapped[str] = mapped_column(String(200))  # the certificate's title (capacity)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_storage: Mapped[str] = mapped_column(String(10))  # "pkcs12" | "hsm"
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64))  # hex, of the DER certificate
+    cert_pem: Mapped[str] = mapped_column(Text)

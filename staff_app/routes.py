@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
-from engine import acting, archive, attachments, batches, queues
+from engine import acting, admin, archive, attachments, batches, queues, signers
 from engine.auth import SignInFailed, change_password, sign_in
 from engine.bootstrap import enroll_signer
 from engine.dates import WIB, format_jam, format_tanggal
@@ -29,7 +29,7 @@ from engine.residents import SEX_LABELS, find_resident
 from engine.signing import SigningError, WrongPassphrase
 from engine.statemachine import available_actions
 from engine.timeutil import now_utc
-from engine.users import ALL_ROLES, STAFF_ROLES, Actor, create_user
+from engine.users import ALL_ROLES, STAFF_ROLES, Actor, active_head, create_user, disable_user
 from engine.workflows import TERMINAL_STATES, WorkflowSpec
 from staff_app.i18n import _, translations
 from staff_app.session import (
@@ -74,6 +74,7 @@ ACTION_LABELS = {
     "sign": _("Signed"),
     "sign_failed": _("Signing failed"),
     "handover": _("Handed over"),
+    "letter.handover": _("Handed over"),
     "attach": _("Attachment saved"),
 }
 # What a button says: the imperative, where the timeline says what happened.
@@ -716,12 +717,7 @@ async def hand_over(request: Request, request_id: int, web: WebDep, svc: Svc) ->
     await check_csrf(request, web)
     with transaction(svc.factory) as session:
         load_request(session, web.actor, request_id)
-        letter = session.scalar(select(Letter).where(Letter.request_id == request_id))
-        if letter is None:
-            raise NotFound("Surat belum diterbitkan.")
-        if letter.handed_over_at is None:
-            letter.handed_over_at = now_utc()
-            letter.handed_over_by_id = web.actor.user_id
+        admin.hand_over(session, web.actor, request_id)
     return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok=handover", 303)
 
 
@@ -959,6 +955,7 @@ def _acting_page(request, session, svc, web, *, error=None, errors=None, status=
         rows=acting.assignments(session, village),
         staff=list(session.scalars(staff_query.limit(500))),
         prefixes=acting.PREFIXES,
+        today=today(),
         error=error,
         errors=errors or {},
     )
@@ -1005,6 +1002,15 @@ async def acting_post(request: Request, web: WebDep, svc: Svc) -> Response:
     return RedirectResponse(f"{PREFIX}/plt", 303)
 
 
+@router.post("/plt/{assignment_id}/akhiri")
+async def acting_end(request: Request, assignment_id: int, web: WebDep, svc: Svc) -> Response:
+    require(web, "admin", "head")
+    await check_csrf(request, web)
+    with transaction(svc.factory) as session:
+        acting.end(session, web.actor, assignment_id)
+    return RedirectResponse(f"{PREFIX}/plt", 303)
+
+
 # --------------------------------------------------------------------------- regency admin
 
 
@@ -1037,20 +1043,34 @@ def admin_home(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
 
 
 @router.get("/admin/desa/{code}")
-def admin_village(request: Request, code: str, web: WebDep, svc: Svc) -> HTMLResponse:
+def admin_village(request: Request, code: str, web: WebDep, svc: Svc, ok: str = "") -> HTMLResponse:
     require(web, "admin")
     with transaction(svc.factory) as session:
-        return _village_page(request, session, web, code)
+        return _village_page(request, session, web, code, ok=bool(ok))
 
 
-def _village_page(request, session, web, code, *, ok=False, status=200):
+def _village_page(request, session, web, code, *, ok=False, error=None, errors=None, status=200):
     village = session.get(Village, code)
     if village is None:
         raise HTTPException(404)
-    head = session.scalar(select(User).where(User.village_code == code, User.role == "head"))
     return render(
-        request, "admin/village.html", status, web=web, nav={}, village=village, head=head, ok=ok
+        request,
+        "admin/village.html",
+        status,
+        web=web,
+        nav={},
+        village=village,
+        head=active_head(session, code),
+        ok=ok,
+        error=error,
+        errors=errors or {},
     )
+
+
+def _form_text(form, name: str) -> str | None:
+    """A text field as typed, or None when the form did not send it (leave unchanged)."""
+    value = form.get(name)
+    return None if value is None else str(value)
 
 
 @router.post("/admin/desa/{code}")
@@ -1058,18 +1078,23 @@ async def admin_village_post(request: Request, code: str, web: WebDep, svc: Svc)
     require(web, "admin")
     await check_csrf(request, web)
     form = await request.form()
-    with transaction(svc.factory) as session:
-        village = session.get(Village, code)
-        if village is None:
-            raise HTTPException(404)
-        village.address = str(form.get("address", village.address)).strip()[:200]
-        head = session.scalar(select(User).where(User.village_code == code, User.role == "head"))
-        if head is not None:
-            head.full_name = (
-                str(form.get("head_name", head.full_name)).strip()[:120] or head.full_name
+    try:
+        with transaction(svc.factory) as session:
+            admin.update_village(
+                session,
+                web.actor,
+                code,
+                address=_form_text(form, "address"),
+                head_name=_form_text(form, "head_name"),
+                head_nip=_form_text(form, "head_nip"),
             )
-            nip = str(form.get("head_nip", "")).strip()
-            head.nip = nip[:18] or None
+    except NotFound as exc:
+        raise HTTPException(404) from exc
+    except InvalidInput as exc:
+        with transaction(svc.factory) as session:
+            return _village_page(
+                request, session, web, code, error=str(exc), errors=exc.errors, status=422
+            )
     return RedirectResponse(f"{PREFIX}/admin/desa/{code}?ok=1", 303)
 
 
@@ -1084,6 +1109,7 @@ def _users_page(request, session, web, *, error=None, errors=None, values=None, 
     users = list(
         session.scalars(select(User).order_by(User.village_code, User.username).limit(1000))
     )
+    live = signers.live_key_holders(session, users)
     return render(
         request,
         "admin/users.html",
@@ -1091,6 +1117,7 @@ def _users_page(request, session, web, *, error=None, errors=None, values=None, 
         web=web,
         nav={},
         users=users,
+        live=live,
         roles=ALL_ROLES,
         error=error,
         errors=errors or {},
@@ -1106,7 +1133,7 @@ async def admin_users_post(request: Request, web: WebDep, svc: Svc) -> Response:
     form = await request.form()
     values = {
         k: str(form.get(k, "")).strip()
-        for k in ("username", "full_name", "role", "village_code", "password")
+        for k in ("username", "full_name", "role", "village_code", "nip", "password")
     }
     try:
         if len(values["password"]) < 8:
@@ -1114,16 +1141,25 @@ async def admin_users_post(request: Request, web: WebDep, svc: Svc) -> Response:
         with transaction(svc.factory) as session:
             create_user(
                 session,
+                by=web.actor,
                 username=values["username"],
                 full_name=values["full_name"] or values["username"],
                 role=values["role"],
                 village_code=values["village_code"] or None,
+                nip=values["nip"] or None,
                 password=values["password"],
             )
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:
+        values.pop("password")
         with transaction(svc.factory) as session:
             return _users_page(
-                request, session, web, error=str(exc), errors=exc.errors, values=values, status=422
+                request,
+                session,
+                web,
+                error=str(exc),
+                errors=getattr(exc, "errors", {}),
+                values=values,
+                status=409 if isinstance(exc, Conflict) else 422,
             )
     return RedirectResponse(f"{PREFIX}/admin/pengguna", 303)
 
@@ -1145,13 +1181,66 @@ async def admin_issue_certificate(
                 raise InvalidInput(
                     "Sertifikat belum diterbitkan.", {"passphrase": "Minimal 8 karakter."}
                 )
-            enroll_signer(session, svc.settings.keys_dir, user, passphrase)
-    except InvalidInput as exc:
+            enroll_signer(session, svc.settings.keys_dir, user, passphrase, by=web.actor)
+    except (InvalidInput, Conflict) as exc:
         with transaction(svc.factory) as session:
             return _users_page(
-                request, session, web, error=f"{exc} {' '.join(exc.errors.values())}", status=422
+                request,
+                session,
+                web,
+                error=str(exc),
+                errors=getattr(exc, "errors", {}),
+                status=409 if isinstance(exc, Conflict) else 422,
             )
     return RedirectResponse(f"{PREFIX}/admin/pengguna", 303)
+
+
+async def _user_action(request: Request, user_id: int, web: Web, svc: Services, action) -> Response:
+    """An admin action on one account that needs a reason: disable, revoke the certificate."""
+    require(web, "admin")
+    await check_csrf(request, web)
+    form = await request.form()
+    reason = str(form.get("reason", ""))
+    try:
+        with transaction(svc.factory) as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise HTTPException(404)
+            action(session, user, reason)
+    except (InvalidInput, Conflict) as exc:
+        with transaction(svc.factory) as session:
+            return _users_page(
+                request,
+                session,
+                web,
+                error=str(exc),
+                errors=getattr(exc, "errors", {}),
+                status=409 if isinstance(exc, Conflict) else 422,
+            )
+    return RedirectResponse(f"{PREFIX}/admin/pengguna", 303)
+
+
+@router.post("/admin/pengguna/{user_id}/nonaktif")
+async def admin_disable_user(request: Request, user_id: int, web: WebDep, svc: Svc) -> Response:
+    return await _user_action(
+        request,
+        user_id,
+        web,
+        svc,
+        lambda session, user, reason: disable_user(session, web.actor, user, reason),
+    )
+
+
+@router.post("/admin/pengguna/{user_id}/cabut")
+async def admin_revoke_certificate(
+    request: Request, user_id: int, web: WebDep, svc: Svc
+) -> Response:
+    def revoke(session, user, reason):
+        if not signers.has_live_key(session, user):
+            raise InvalidInput(f"{user.username} tidak memegang kunci tanda tangan yang berlaku.")
+        signers.revoke_key(session, web.actor, user, reason)
+
+    return await _user_action(request, user_id, web, svc, revoke)
 
 
 @router.get("/admin/alur")

@@ -5,12 +5,14 @@ must be classified before it ships."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from engine import attachments, batches
+from engine import acting, attachments, batches
+from engine.dates import today_wib
 from engine.db import transaction
 from engine.letter_requests import act, create_request
 from engine.users import Actor, get_user
@@ -49,16 +51,19 @@ RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/staf/arsip.csv"): ALL,
     ("GET", "/staf/plt"): ("admin", "head"),
     ("POST", "/staf/plt"): ("admin", "head"),
+    ("POST", "/staf/plt/{assignment_id}/akhiri"): ("admin", "head"),
     ("GET", "/staf/admin"): ("admin",),
     ("GET", "/staf/admin/desa/{code}"): ("admin",),
     ("POST", "/staf/admin/desa/{code}"): ("admin",),
     ("GET", "/staf/admin/pengguna"): ("admin",),
     ("POST", "/staf/admin/pengguna"): ("admin",),
     ("POST", "/staf/admin/pengguna/{user_id}/sertifikat"): ("admin",),
+    ("POST", "/staf/admin/pengguna/{user_id}/nonaktif"): ("admin",),
+    ("POST", "/staf/admin/pengguna/{user_id}/cabut"): ("admin",),
     ("GET", "/staf/admin/alur"): ("admin",),
 }
-# scoped to the Grogol request (and its attachment) / head.grogol's batch
-OWNED = ("{request_id}", "{batch_id}", "{attachment_id}")
+# scoped to the Grogol request (and its attachment) / head.grogol's batch / a Grogol Plh.
+OWNED = ("{request_id}", "{batch_id}", "{attachment_id}", "{assignment_id}")
 
 
 def routes() -> list[tuple[str, str]]:
@@ -106,6 +111,15 @@ def world(services, logins, passphrase):
             )
         version = req.version
         user_id = get_user(session, "kasi.grogol").id
+        assignment_id = acting.record(
+            session,
+            Actor.of(get_user(session, "admin")),
+            village_code="33.11.01.2001",
+            user_id=user_id,
+            prefix="Plh.",  # later, so kasi.grogol does not sign as acting head today
+            starts_on=today_wib() + timedelta(days=10),
+            ends_on=today_wib() + timedelta(days=20),
+        ).id
     services.issuer.sign(actors["head"], rid, version=version, passphrase=passphrase)
     batch_id = batches.start(services.issuer, actors["head"], [(rid, version)])
     return {
@@ -113,6 +127,7 @@ def world(services, logins, passphrase):
         "batch_id": batch_id,
         "attachment_id": attachment_id,
         "user_id": user_id,
+        "assignment_id": assignment_id,
         "code": "33.11.01.2001",
     }
 

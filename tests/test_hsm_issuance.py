@@ -42,7 +42,8 @@ def hsm_settings(settings, token):
 def hsm_services(hsm_settings) -> Services:
     services = Services.from_settings(hsm_settings)
     with transaction(services.factory) as session:
-        enroll_hsm(session, hsm_settings, get_user(session, HEAD), PIN)
+        by = Actor.of(get_user(session, "admin"))
+        enroll_hsm(session, hsm_settings, get_user(session, HEAD), PIN, by=by)
     return services
 
 

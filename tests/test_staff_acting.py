@@ -127,7 +127,8 @@ def test_acting_head_signs_within_the_recorded_dates_only(app, services, logins,
     plt_passphrase = "plt-grogol-2026"
     with transaction(services.factory) as session:
         kasi = get_user(session, "kasi.grogol")
-        enroll_signer(session, services.settings.keys_dir, kasi, plt_passphrase)
+        by = Actor.of(get_user(session, "admin"))
+        enroll_signer(session, services.settings.keys_dir, kasi, plt_passphrase, by=by)
         kasi_actor = Actor.of(kasi)
     today = services.issuer.clock().astimezone(WIB).date()
 
