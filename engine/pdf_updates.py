@@ -497,12 +497,12 @@ class _RevisionCheck:
 def _same_except(old: Any, new: Any, allowed: set[str], what: str) -> None:
     if not isinstance(old, dict) or not isinstance(new, dict):
         raise UpdateRefused(f"{what} bukan kamus")
-    for key in set(old) | set(new):
+    for key in sorted(set(old) | set(new)):  # sorted: the same reason every time
         if key in allowed:
             continue
         if key not in new or key not in old or _comparable(old[key]) != _comparable(new[key]):
             raise UpdateRefused(f"{what} diubah setelah surat diterbitkan (kunci {key})")
-    for key in allowed:
+    for key in sorted(allowed):
         if key in old and key not in new:
             raise UpdateRefused(f"{what}: kunci {key} dihapus setelah surat diterbitkan")
 

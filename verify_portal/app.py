@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import DBAPIError
@@ -29,11 +29,11 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from engine import pki
 from engine.db import transaction
 from engine.models import RevokedCertificate
-from engine.public import PublicLetter, StaleConnection, public_pdf, scan
+from engine.public import PublicLetter, StaleConnection, normalize_code, public_pdf, scan
 from engine.ratelimit import Limit, SharedCounter, hit, limit_from_env
-from engine.registry import registry_lookup
-from engine.seal import SealError, build_key_list, local_keys, verify_seal
-from engine.verification import CertRevocation, Verdict, with_registry
+from engine.registry import finish_verdict
+from engine.seal import SealVerdict, build_key_list, local_keys, seal_verdict
+from engine.verification import Verdict
 from verify_portal.worker import Busy, pool
 
 MAX_UPLOAD = 10 * 1024 * 1024  # a one-page letter is ~100 KB
@@ -162,9 +162,12 @@ def _letter_view(request: Request, code: str, seal: str | None) -> Response:
         return _too_many(False)
     if letter is None:
         return _page("letter.html", 404, letter=None, verdict=None, seal=None)
-    seal_result = _check_seal(request, seal, letter) if seal else None
+    sealed = _check_seal(request, code, seal, letter) if seal is not None else None
+    if sealed is not None and not sealed.valid:
+        # A broken seal is its own verdict: the paper is suspect, whatever the registry says.
+        return _page("seal.html", seal=sealed)
     return _page(
-        "letter.html", letter=letter, verdict=VERDICTS[letter.status], seal=seal_result, code=code
+        "letter.html", letter=letter, verdict=VERDICTS[letter.status], seal=sealed, code=code
     )
 
 
@@ -177,31 +180,39 @@ async def _letter_view_async(request: Request, code: str, seal: str | None) -> R
     return await run_in_threadpool(_letter_view, request, code, seal)
 
 
-def _check_seal(request: Request, seal: str, letter) -> tuple[bool, str]:
+def _check_seal(request: Request, code: str, seal: str, letter: PublicLetter) -> SealVerdict:
+    """The engine's seal verdict for the seal under the letter's code, against the registry."""
     keys = _local_keys(str(request.app.state.services.settings.keys_dir))
-    try:
-        fields = verify_seal(seal, keys)
-    except SealError as e:
-        return False, str(e)
-    same = (
-        fields.number == letter.number
-        and fields.subject_name == letter.subject_name[: len(fields.subject_name)]
-        and fields.issued_on == letter.issued_at.astimezone(_wib()).date()
-    )
-    if not same:
-        return False, "Segel sah tetapi isinya tidak cocok dengan registri"
-    return True, "Segel elektronik pada QR sah dan cocok dengan registri"
-
-
-def _wib():
-    from engine.dates import WIB
-
-    return WIB
+    norm = normalize_code(code) or code
+    return seal_verdict(norm, seal, keys, registry=letter.seal_record())
 
 
 @lru_cache(maxsize=4)
 def _local_keys(keys_dir: str):
     return local_keys(Path(keys_dir))
+
+
+def _typed_code(text: str) -> str | None:
+    """A code typed from the paper: spaces, dashes and lower case tolerated, or the whole
+    printed URL (its part after /v/)."""
+    text = text.strip()
+    if "/" in text:
+        parts = text.rstrip("/").split("/")
+        marks = [i for i, part in enumerate(parts) if part.lower() == "v"]
+        text = parts[marks[-1] + 1] if marks and marks[-1] + 1 < len(parts) else ""
+    return normalize_code("".join(ch for ch in text if ch not in " -\t.") or "-")
+
+
+@router.get("/v", response_class=HTMLResponse, include_in_schema=False)
+def code_entry(request: Request, kode: str | None = None) -> Response:
+    """The box for a code typed from the paper: a well-formed code goes to its page."""
+    if kode is None or not kode.strip():
+        return _page("code.html", kode="", error=None)
+    code = _typed_code(kode[:200])
+    if code is None:
+        error = "Kode tidak dikenali. Kode terdiri dari 32 huruf A-Z dan angka 2-7."
+        return _page("code.html", 400, kode=kode[:200], error=error)
+    return RedirectResponse(f"/v/{code}", status_code=303, headers=NO_STORE)
 
 
 for prefix in ("/v", "/V"):
@@ -240,8 +251,14 @@ for prefix in ("/v", "/V"):
         return await _letter_view_async(request, "", None)
 
 
+def _seal_json(sealed: SealVerdict) -> dict[str, Any]:
+    return {"valid": sealed.valid, "reason": sealed.reason}
+
+
 @router.get("/api/public/letters/{code}", tags=["public"])
-async def letter_json(code: str, request: Request) -> Response:
+async def letter_json(code: str, request: Request, seal: str | None = None) -> Response:
+    """The letter a code names. With ``seal`` (the last part of a QR URL) the seal is checked
+    first: a broken seal answers ``{"status": "seal_invalid", "seal": {...}}`` and nothing else."""
     if _portal(request).inline:
         allowed, letter = _scan(request, code)
     else:
@@ -250,10 +267,17 @@ async def letter_json(code: str, request: Request) -> Response:
         return _too_many(True)
     if letter is None:
         return JSONResponse({"status": "not_found"}, status_code=404, headers=NO_STORE)
+    sealed = _check_seal(request, code, seal, letter) if seal is not None else None
+    if sealed is not None and not sealed.valid:
+        return JSONResponse(
+            {"status": "seal_invalid", "seal": _seal_json(sealed)}, headers=NO_STORE
+        )
     base = request.app.state.services.settings.public_url
     return JSONResponse(
         {
             "status": letter.status,
+            "seal": _seal_json(sealed) if sealed is not None else None,
+            "facts": list(letter.facts) if letter.facts is not None else None,
             "title": letter.title,
             "number": letter.number,
             "issued_at": letter.issued_at.isoformat(),
@@ -339,14 +363,7 @@ def _roots_der(keys_dir: str) -> tuple[bytes, ...]:
 
 
 def _finish(request: Request, result) -> Verdict:
-    factory = request.app.state.services.factory
-
-    def cert_revocation(serial_hex: str) -> CertRevocation | None:
-        with transaction(factory) as session:
-            row = session.get(RevokedCertificate, serial_hex)
-            return CertRevocation(row.revoked_at, row.reason) if row else None
-
-    return with_registry(result, registry_lookup(factory), cert_revocation)
+    return finish_verdict(result, request.app.state.services.factory)
 
 
 async def _verify_upload(request: Request) -> tuple[Verdict | None, str | None, int]:
@@ -471,4 +488,155 @@ def seal_keys(request: Request) -> Response:
         build_key_list(_keys_dir(request)),
         media_type="application/cose",
         headers={"Content-Disposition": 'attachment; filename="seal-keys.cose"'},
+    )
+
+
+# --------------------------------------------------------------------------- /pki/audit/
+# The audit log's checkpoints (engine.audit), published read-only so anyone can keep a copy:
+# a wipe or rewrite of the log would then contradict a signed, timestamped file held elsewhere.
+
+
+def _audit_dir(request: Request) -> Path:
+    return request.app.state.services.settings.audit_dir
+
+
+@router.get("/pki/audit/", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/pki/audit", response_class=HTMLResponse, include_in_schema=False)
+def audit_checkpoints(request: Request) -> HTMLResponse:
+    from engine.audit import list_checkpoints, wib
+
+    rows = [
+        {
+            "name": cp.name,
+            "last_id": cp.last_id,
+            "events": cp.events,
+            "last_hash": cp.last_hash,
+            "created": wib(cp.created_at) if cp.created_at else None,
+            "error": cp.error,
+        }
+        for cp in list_checkpoints(_audit_dir(request))
+    ]
+    html = _templates.get_template("audit.html").render(checkpoints=rows)
+    return HTMLResponse(html, headers={"Cache-Control": "max-age=60"})
+
+
+@router.get("/pki/audit/{name}", include_in_schema=False)
+def audit_checkpoint_file(request: Request, name: str) -> Response:
+    from engine.audit import read_checkpoint
+
+    data = read_checkpoint(_audit_dir(request), name)
+    if data is None:
+        html = _templates.get_template("message.html").render(
+            title="Tidak ditemukan", text="Titik periksa itu tidak ada."
+        )
+        return HTMLResponse(html, status_code=404)
+    return Response(
+        data,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            # A checkpoint file is never rewritten once made.
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- /pki/signers
+# Every signer certificate ever issued (engine.signers.registry), so a key issued to anyone
+# cannot stay hidden. HTML for people, JSON and CSV for whoever watches the list.
+
+SIGNER_ROLES = {
+    "head": "Kepala desa/lurah",
+    "sekdes": "Sekretaris desa/kelurahan",
+    "kasi": "Kepala seksi",
+    "operator": "Staf",
+}
+SIGNER_STATUS = {
+    "aktif": "berlaku",
+    "dicabut": "dicabut",
+    "kedaluwarsa": "kedaluwarsa",
+    "diganti": "diganti kunci baru",
+    "akun nonaktif": "akun nonaktif",
+}
+_SIGNERS_CACHE = {"Cache-Control": "max-age=60"}
+
+
+def _signer_rows(request: Request) -> list[dict[str, Any]]:
+    from engine.signers import registry
+
+    with transaction(request.app.state.services.factory) as session:
+        entries = registry(session)
+    return [
+        {
+            "village_code": e.village_code,
+            "village": e.village,
+            "district": e.district,
+            "role": e.role,
+            "role_label": SIGNER_ROLES.get(e.role, e.role),
+            "title": e.title,
+            "name": e.name,
+            "serial": e.serial,
+            "fingerprint_sha256": e.fingerprint_sha256,
+            "not_before": e.not_before.isoformat(),
+            "not_after": e.not_after.isoformat(),
+            "issued_at": e.issued_at.isoformat(),
+            "key_storage": e.key_storage,
+            "status": e.status,
+            "status_label": SIGNER_STATUS.get(e.status, e.status),
+            "revoked_at": e.revoked_at.isoformat() if e.revoked_at else None,
+        }
+        for e in entries
+    ]
+
+
+@router.get("/pki/signers", response_class=HTMLResponse, include_in_schema=False)
+def signers_page(request: Request) -> HTMLResponse:
+    from engine.dates import WIB
+
+    def day(iso: str | None) -> str:
+        return datetime.fromisoformat(iso).astimezone(WIB).strftime("%d-%m-%Y") if iso else ""
+
+    rows = _signer_rows(request)
+    html = _templates.get_template("signers.html").render(rows=rows, day=day)
+    return HTMLResponse(html, headers=_SIGNERS_CACHE)
+
+
+@router.get("/pki/signers.json", tags=["public"])
+def signers_json(request: Request) -> Response:
+    """Every signer certificate this deployment ever issued, with its status."""
+    rows = _signer_rows(request)
+    for row in rows:
+        del row["role_label"], row["status_label"]
+    return JSONResponse({"signers": rows, "count": len(rows)}, headers=_SIGNERS_CACHE)
+
+
+@router.get("/pki/signers.csv", include_in_schema=False)
+def signers_csv(request: Request) -> Response:
+    import csv
+    import io
+
+    rows = _signer_rows(request)
+    columns = [
+        "village_code",
+        "village",
+        "role",
+        "title",
+        "name",
+        "serial",
+        "fingerprint_sha256",
+        "not_before",
+        "not_after",
+        "issued_at",
+        "key_storage",
+        "status",
+        "revoked_at",
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="penanda-tangan.csv"'},
     )
