@@ -164,7 +164,7 @@ def _raw_revision(pdf: bytes, objects: dict[int, bytes], freed: tuple[int, ...] 
     for num in freed:
         out += b"%d 1\n0000000000 00001 f \n" % num
     root, info = trailer.raw_get("/Root"), trailer.raw_get("/Info")
-    ident = trailer["/ID"][0].hex().encode()
+    ident = trailer["/ID"][0].original_bytes.hex().encode()
     out += b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] /Prev %d >>\n" % (
         max([size, *[n + 1 for n in objects]]),
         root.idnum,

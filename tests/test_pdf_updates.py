@@ -43,7 +43,7 @@ def trailer_bits(pdf: bytes) -> tuple[int, bytes, int]:
     reader = PdfFileReader(BytesIO(pdf))
     root = reader.trailer.raw_get("/Root")
     info = reader.trailer.raw_get("/Info")
-    ident = reader.trailer["/ID"][0].hex().encode()
+    ident = reader.trailer["/ID"][0].original_bytes.hex().encode()
     prev = int(re.findall(rb"startxref\s+(\d+)", pdf)[-1])
     head = b"/Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] /Prev %d" % (
         root.idnum,
