@@ -148,7 +148,7 @@ def main() -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "suratdesa.web:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(args.port), "--workers", "2",
-             "--log-level", "warning", "--no-access-log",
+             "--log-level", "warning", "--no-access-log", "--no-proxy-headers",
              *(["--http", "httptools", "--loop", "uvloop"] if args.fast
                else ["--http", "h11", "--loop", "asyncio"])],
             cwd=PROJECT_ROOT, env=env,

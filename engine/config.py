@@ -27,6 +27,19 @@ class Settings:
     # (SURATDESA_AUDIT_CHECKPOINT_HOURS, 24 from the environment; 0 here: off unless configured).
     audit_dir: Path = PROJECT_ROOT / "var" / "audit"
     audit_checkpoint_hours: float = 0
+    # The public portal serves the full signed PDF at /v/{code}/surat.pdf only when the
+    # deployment chooses it (SURATDESA_PUBLIC_PDF=1; off by default: the PDF carries the
+    # unmasked NIK, birth date and address). Never for revoked or replaced letters.
+    public_pdf: bool = False
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (SURATDESA_TRUSTED_PROXIES: comma-separated IP addresses and CIDR networks; none by
+    # default). From any other peer the headers are ignored: the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def https(self) -> bool:
+        """Served to the public over HTTPS: cookies are then marked Secure."""
+        return self.public_url.lower().startswith("https://")
 
 
 def get_settings() -> Settings:
@@ -46,7 +59,44 @@ def get_settings() -> Settings:
         pkcs11_token=os.environ.get("SURATDESA_PKCS11_TOKEN") or None,
         audit_dir=Path(os.environ.get("SURATDESA_AUDIT_DIR") or PROJECT_ROOT / "var" / "audit"),
         audit_checkpoint_hours=float(os.environ.get("SURATDESA_AUDIT_CHECKPOINT_HOURS") or 24),
+        public_pdf=_flag("SURATDESA_PUBLIC_PDF"),
+        trusted_proxies=parse_trusted_proxies(os.environ.get("SURATDESA_TRUSTED_PROXIES", "")),
     )
+
+
+def parse_trusted_proxies(value: str) -> tuple[str, ...]:
+    """IP addresses and CIDR networks, comma-separated; a bad entry is refused here rather than
+    silently never matching."""
+    import ipaddress
+
+    entries = tuple(item.strip() for item in value.split(",") if item.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"SURATDESA_TRUSTED_PROXIES: not an IP address or network: {entry!r}"
+            ) from None
+    return entries
+
+
+def password_hash_threads() -> int:
+    """How many argon2 hashes one process runs at once (SURATDESA_PASSWORD_HASH_THREADS;
+    default half the CPU cores, at least 1), so a burst of sign-ins leaves cores for pages."""
+    value = os.environ.get("SURATDESA_PASSWORD_HASH_THREADS")
+    if value:
+        return max(1, int(value))
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _flag(name: str) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (or unset: off)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be 0 or 1, not {value!r}")
 
 
 def _dev_secret_key() -> str:

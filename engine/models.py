@@ -107,7 +107,8 @@ class User(Base):
     signer_cert_pem: Mapped[str | None] = mapped_column(Text)
     signer_not_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
     signer_serial: Mapped[str | None] = mapped_column(String(40))  # hex, for the CRL
-    # Sign-in hardening (staff web app): lock-out after repeated failures.
+    # The old sign-in lock-out; no longer read or written since 0009 (sign-in is throttled by
+    # engine.auth with counters in rate_limit_counters).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -343,6 +344,26 @@ class RateLimitCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+Index("ix_rate_limit_counters_bucket_window", RateLimitCounter.bucket, RateLimitCounter.window)
+
+
+class StaffSession(Base):
+    """One staff sign-in (engine.sessions). The cookie carries the random session id; only its
+    SHA-256 is stored. Ended at sign-out, by a password change (other sessions of the user) and
+    when the account is disabled; a session past expires_at is over as well."""
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_reason: Mapped[str | None] = mapped_column(String(20))  # signout|password|disabled
+    user: Mapped[User] = relationship(lazy="joined")
+
+
 # The portal looks up "which letter replaced this one" on every /v/ page view.
 Index("ix_letters_replaces_letter_id", Letter.replaces_letter_id)
 
@@ -365,3 +386,16 @@ class SignerCertificate(Base):
     key_storage: Mapped[str] = mapped_column(String(10))  # "pkcs12" | "hsm"
     fingerprint_sha256: Mapped[str] = mapped_column(String(64))  # hex, of the DER certificate
     cert_pem: Mapped[str] = mapped_column(Text)
+
+
+class SignerLock(Base):
+    """Wrong signing passphrases per signer (engine.signer_limit), shared by every app process:
+    the count since the last correct one, when the next try may come, and the lock that only
+    the regency admin lifts."""
+
+    __tablename__ = "signer_locks"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

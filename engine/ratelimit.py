@@ -1,7 +1,8 @@
-"""Fixed-window rate limits per client address, counted in the database so that every app
+"""Rate limits per client address, counted in the database so that every app
 process behind the load balancer sees the same counts.
 
-``hit`` counts exactly: one upsert per request (used for uploads, which are rare and costly).
+``hit`` counts exactly, in fixed windows: one upsert per request (used for uploads, which are
+rare and costly). ``SlidingWindow`` counts exactly over a window that slides (failed sign-ins).
 
 ``SharedCounter`` is for the QR page, where one write per scan would cost more than the page:
 each process buffers its counts and adds them to the shared table at least every
@@ -24,7 +25,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete
+from sqlalchemy import Connection, Engine, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.models import RateLimitCounter
@@ -50,8 +51,10 @@ def limit_from_env(bucket: str, default_per_minute: int) -> Limit:
     return Limit(bucket, int(value) if value else default_per_minute, 60)
 
 
-def _add(conn: Connection, key: Key, delta: int) -> int:
-    """Add ``delta`` to the shared counter; the new shared count."""
+def _add(conn: Connection, key: Key, delta: int, keep: int = 1) -> int:
+    """Add ``delta`` to the shared counter; the new shared count. Now and then prunes this
+    bucket's windows older than ``keep`` windows before this one (other buckets have windows of
+    other widths, so their numbers are not comparable)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     bucket, client, window = key
     stmt = dialect.insert(_table).values(bucket=bucket, client=client, window=window, count=delta)
@@ -61,7 +64,9 @@ def _add(conn: Connection, key: Key, delta: int) -> int:
     ).returning(_table.c["count"])
     count = conn.execute(stmt).scalar_one()
     if count == delta and window % 16 == 0:  # the first count of a new window: prune old ones
-        conn.execute(delete(_table).where(_table.c.window < window - 1))
+        conn.execute(
+            delete(_table).where(_table.c.bucket == bucket, _table.c.window < window - keep)
+        )
     return count
 
 
@@ -72,6 +77,58 @@ def hit(conn: Connection, limit: Limit, client: str, now: float | None = None) -
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
     key = limit.key(client, now if now is not None else time.time())
     return _add(conn, key, 1) <= limit.per_window
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """Counts over the last ``slots`` slots of ``slot_seconds`` each (a sliding window of
+    slots x slot_seconds): each count lands in the slot of its time, and a read sums the slots
+    still inside the window, so old counts drop out by themselves. Counted exactly (one upsert
+    per count), for rare events such as failed sign-ins (engine.auth)."""
+
+    bucket: str
+    slot_seconds: int
+    slots: int
+
+    def slot(self, now: float) -> int:
+        return int(now // self.slot_seconds)
+
+
+def window_counts(
+    conn: Connection, keys: list[tuple[SlidingWindow, str]], now: float
+) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """For each (window, client): its live slots as (slot, count), oldest first; one query."""
+    if not keys:
+        return {}
+    clauses = [
+        and_(
+            _table.c.bucket == w.bucket,
+            _table.c.client == client[:64],
+            _table.c.window > w.slot(now) - w.slots,
+            _table.c.window <= w.slot(now),
+        )
+        for w, client in keys
+    ]
+    rows = conn.execute(
+        select(_table.c.bucket, _table.c.client, _table.c.window, _table.c["count"])
+        .where(or_(*clauses))
+        .order_by(_table.c.window)
+    )
+    found: dict[tuple[str, str], list[tuple[int, int]]] = {
+        (w.bucket, client[:64]): [] for w, client in keys
+    }
+    for bucket, client, window, count in rows:
+        found[(bucket, client)].append((window, count))
+    return found
+
+
+def window_add(conn: Connection, w: SlidingWindow, client: str, now: float) -> int:
+    """Count one event in the current slot; the slot's new count."""
+    return _add(conn, (w.bucket, client[:64], w.slot(now)), 1, keep=w.slots)
+
+
+def window_clear(conn: Connection, w: SlidingWindow, client: str) -> None:
+    conn.execute(delete(_table).where(_table.c.bucket == w.bucket, _table.c.client == client[:64]))
 
 
 class SharedCounter:

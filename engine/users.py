@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -15,7 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, sessions
+from engine.config import password_hash_threads
 from engine.errors import HeadSignerExists, InvalidInput, NotFound
 from engine.models import ApiToken, User, Village
 from engine.timeutil import now_utc
@@ -23,6 +25,11 @@ from engine.timeutil import now_utc
 STAFF_ROLES = ("operator", "kasi", "sekdes", "head")
 ALL_ROLES = (*STAFF_ROLES, "admin")
 _hasher = PasswordHasher()
+# argon2 is CPU-bound by design (~0.1-0.2 s of one core each). At most this many hashes run at
+# once in a process, whatever thread asks: a burst of sign-ins queues here instead of taking
+# every core from the other pages. Faces call the hashing functions from a worker thread
+# (staff_app.session.password_work), never on the event loop.
+_hash_slots = threading.BoundedSemaphore(password_hash_threads())
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ def create_user(
         role=role,
         village_code=village_code,
         nip=nip,
-        password_hash=_hasher.hash(password) if password else None,
+        password_hash=hash_password(password) if password else None,
     )
     session.add(user)
     session.flush()
@@ -199,12 +206,8 @@ def disable_user(session: Session, by: Actor, user: User, reason: str) -> User:
     if not user.active:
         raise InvalidInput(f"Akun {user.username} sudah nonaktif.")
     user.active = False
-    tokens = 0
-    for token in session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
-    ):
-        token.revoked = True
-        tokens += 1
+    tokens = revoke_tokens(session, user.id)
+    ended = sessions.end_all(session, user.id, "disabled")
     session.flush()
     audit_admin(
         session,
@@ -216,6 +219,7 @@ def disable_user(session: Session, by: Actor, user: User, reason: str) -> User:
             "role": user.role,
             "village_code": user.village_code,
             "tokens_revoked": tokens,
+            "sessions_ended": ended,
         },
         reason=reason,
     )
@@ -260,13 +264,37 @@ def actor_for_token(session: Session, token: str) -> Actor | None:
     return Actor.of(row.user)
 
 
+def revoke_tokens(session: Session, user_id: int) -> int:
+    """Revoke every API token of a user (disable, password change); how many were live."""
+    count = 0
+    for token in session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False))
+    ):
+        token.revoked = True
+        count += 1
+    session.flush()
+    return count
+
+
+def hash_password(password: str) -> str:
+    """argon2id; CPU-heavy: call it off the event loop."""
+    with _hash_slots:
+        return _hasher.hash(password)
+
+
+def verify_hash(password_hash: str | None, password: str) -> bool:
+    """argon2id check of a stored hash; CPU-heavy: call it off the event loop."""
+    if not password_hash:
+        return False
+    with _hash_slots:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
 def check_password(user: User, password: str) -> bool:
-    if not user.password_hash:
-        return False
-    try:
-        return _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    return verify_hash(user.password_hash, password)
 
 
 def _sha256(text: str) -> str:

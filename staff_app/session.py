@@ -1,29 +1,65 @@
-"""Sign-in state for the staff app: a signed, expiring cookie (itsdangerous) carrying the user id
-and a CSRF token; nothing is kept in the process, so any app process can serve any request.
-A password change invalidates older sessions: each cookie carries the time of the password it
-was issued under, and a cookie whose time differs from the user's current one is refused."""
+"""Sign-in state for the staff app: a server-side session (engine.sessions) whose random id is
+the only thing the cookie carries (signed with itsdangerous, so a forged value is refused before
+any database look-up). Sign-out, a password change and disabling the account end the session
+row, so a copied cookie stops working at once. The CSRF token is derived from the session id
+(HMAC with the secret key): nothing is kept in the process, so any app process can serve any
+request.
+
+Password hashing (argon2) never runs on the event loop: `password_work` runs it on a small
+thread pool of its own, at a lower CPU priority, and engine.users caps how many hashes run at
+once, so a burst of sign-ins neither blocks the loop nor takes the worker threads or the CPU the
+other pages need."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
 import secrets
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
 
+from engine import sessions
 from engine.config import _dev_secret_key
 from engine.db import transaction
-from engine.models import User
 from engine.users import Actor
 
 SESSION_COOKIE = "sd_session"
 PRE_COOKIE = "sd_csrf"  # double-submit token for the sign-in form
-SESSION_MAX_AGE = 8 * 3600  # one office day
+SESSION_MAX_AGE = int(sessions.LIFETIME.total_seconds())  # one office day
 PREFIX = "/staf"
+T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    """Password threads yield the CPU to page threads: on Linux the nice value is per thread,
+    so a burst of sign-ins takes only the CPU the pages leave over (best effort elsewhere)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+# Sign-in and password work (argon2 + two short transactions) runs here, not in Starlette's
+# shared pool: 64 waiting sign-ins queue on this executor and leave the shared pool to pages.
+_password_pool = ThreadPoolExecutor(
+    max_workers=4, thread_name_prefix="password", initializer=_lower_priority
+)
+
+
+async def password_work(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking, CPU-heavy password work (engine.auth) off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_password_pool, partial(fn, *args, **kwargs))
 
 
 class NeedSignIn(Exception):
@@ -39,23 +75,30 @@ class Web:
     actor: Actor
     csrf: str
     village_name: str | None
+    session_token: str  # the raw session id (sign-out and password change end by it)
+
+
+def _secret(request: Request) -> str:
+    return request.app.state.services.settings.secret_key or _dev_secret_key()
 
 
 def serializer(request: Request) -> URLSafeTimedSerializer:
-    secret = request.app.state.services.settings.secret_key or _dev_secret_key()
-    return URLSafeTimedSerializer(secret, salt="suratdesa-staff")
+    return URLSafeTimedSerializer(_secret(request), salt="suratdesa-staff")
 
 
-def password_stamp(changed: datetime | None) -> int:
-    """The password's generation as carried in a session cookie (microseconds; 0: never)."""
-    return 0 if changed is None else int(changed.timestamp() * 1_000_000)
+def cookie_options(request: Request, path: str = "/") -> dict[str, Any]:
+    """Cookie attributes: HttpOnly, SameSite=Lax, and Secure when the public URL is https."""
+    secure = request.app.state.services.settings.https
+    return {"httponly": True, "samesite": "lax", "secure": secure, "path": path}
 
 
-def make_session_cookie(request: Request, user_id: int) -> str:
-    with transaction(request.app.state.services.factory) as session:
-        changed = session.scalar(select(User.password_changed_at).where(User.id == user_id))
-    payload = {"u": user_id, "c": secrets.token_urlsafe(24), "p": password_stamp(changed)}
-    return serializer(request).dumps(payload)
+def session_cookie(request: Request, token: str) -> str:
+    return serializer(request).dumps({"s": token})
+
+
+def csrf_for(request: Request, token: str) -> str:
+    mac = hmac.new(_secret(request).encode(), b"csrf\x00" + token.encode(), hashlib.sha256)
+    return mac.hexdigest()[:43]
 
 
 def pre_csrf(request: Request) -> tuple[str, str | None]:
@@ -76,7 +119,12 @@ def check_pre_csrf(request: Request, submitted: str | None) -> None:
         token = serializer(request).loads(raw or "", max_age=SESSION_MAX_AGE)
     except BadSignature:
         token = None
-    if not token or not submitted or not secrets.compare_digest(token, submitted):
+    if (
+        not isinstance(token, str)
+        or not isinstance(submitted, str)
+        or not token
+        or not secrets.compare_digest(token, submitted)
+    ):
         raise HTTPException(403, "csrf")
 
 
@@ -85,6 +133,19 @@ def _next_of(request: Request) -> str:
         return PREFIX + "/beranda"
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return quote(path, safe="/?=&")
+
+
+def session_token(request: Request) -> str | None:
+    """The session id in the request's cookie, if the cookie is ours and not too old."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    try:
+        payload = serializer(request).loads(raw, max_age=SESSION_MAX_AGE)
+    except BadSignature:
+        return None
+    token = payload.get("s") if isinstance(payload, dict) else None
+    return token if isinstance(token, str) and token else None
 
 
 def current(request: Request) -> Web:
@@ -97,15 +158,15 @@ def current(request: Request) -> Web:
         raise NeedSignIn(_next_of(request), expired=True) from None
     except BadSignature:
         raise NeedSignIn(_next_of(request)) from None
-    factory = request.app.state.services.factory
-    with transaction(factory) as session:
-        user = session.get(User, payload["u"])
-        if user is None or not user.active:
-            raise NeedSignIn(_next_of(request))
-        if payload.get("p", 0) != password_stamp(user.password_changed_at):
-            raise NeedSignIn(_next_of(request), expired=True)  # the password changed since
+    token = payload.get("s") if isinstance(payload, dict) else None
+    if not isinstance(token, str) or not token:
+        raise NeedSignIn(_next_of(request), expired=True)  # a cookie of the old format
+    with transaction(request.app.state.services.factory) as session:
+        user = sessions.resolve(session, token)
+        if user is None:
+            raise NeedSignIn(_next_of(request), expired=True)  # ended, expired or disabled
         village = user.village.name if user.village else None
-        web = Web(Actor.of(user), payload["c"], village)
+        web = Web(Actor.of(user), csrf_for(request, token), village, token)
     return web
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import importlib.util
 import logging
 import random
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -18,7 +21,10 @@ from fastapi.staticfiles import StaticFiles
 
 from engine.config import Settings
 from staff_app.web import install as install_staff_app
+from suratdesa import security
 from suratdesa.api import install_error_handlers, router
+from suratdesa.body_limit import BodySizeLimit
+from suratdesa.security import docs_csp
 from suratdesa.services import Services
 from verify_portal.app import router as portal_router
 
@@ -30,13 +36,18 @@ def mount_api_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title="Surat Desa API",
             swagger_js_url="/docs-static/swagger-ui-bundle.js",
             swagger_css_url="/docs-static/swagger-ui.css",
             swagger_favicon_url="/docs-static/favicon.png",
         )
+        # Its one inline start-up script is allowed by its hash, nothing else inline.
+        inline = re.findall(rb"<script>(.*?)</script>", bytes(page.body), re.S)
+        hashes = [base64.b64encode(hashlib.sha256(code).digest()).decode() for code in inline]
+        page.headers["Content-Security-Policy"] = docs_csp(hashes)
+        return page
 
 
 log = logging.getLogger("suratdesa.audit")
@@ -95,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_api_docs(app)
     app.state.services = Services.from_settings(settings)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(router)
     app.include_router(portal_router)
     install_staff_app(app)
@@ -103,4 +115,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def home() -> RedirectResponse:
         return RedirectResponse("/staf/masuk")
 
+    security.install(app, app.state.services.settings.trusted_proxies)  # outermost
     return app

@@ -157,7 +157,12 @@ def live_server(settings: Settings) -> Iterator[str]:
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     app = create_app(replace(settings, public_url=base))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # proxy_headers off, as `suratdesa serve` runs it: forwarded headers are the app's business
+    # (SURATDESA_TRUSTED_PROXIES), never trusted from any loopback peer.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
