@@ -11,9 +11,18 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.dates import WIB
+from engine.errors import InvalidInput
 from engine.models import Letter
+from engine.text import text_problem
 
 PAGE_SIZE = 50
+MAX_PAGE = 1000
+MAX_ID = 2**31 - 1
+# The dates a search may name. Outside them no letter exists, and the far ends (0001-01-01,
+# 9999-12-31) overflow when turned into WIB day boundaries.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2100, 12, 31)
+_TEXT_FIELDS = ("number", "name", "nik", "workflow_id")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,28 @@ _COLUMNS = (
 )
 
 
+def check(q: ArchiveQuery) -> None:
+    """Refuse a query that cannot be run (InvalidInput naming ArchiveQuery's fields): text the
+    text rule refuses (a NUL in the name search), dates outside EARLIEST..LATEST, or a range
+    that ends before it starts. Faces call it before they start streaming an export."""
+    errors: dict[str, str] = {}
+    for name in _TEXT_FIELDS:
+        value = getattr(q, name)
+        problem = text_problem(value) if isinstance(value, str) else "Harus berupa teks"
+        if problem is None and len(value) > 200:
+            problem = "Terlalu panjang: maksimal 200 karakter"
+        if problem:
+            errors[name] = problem
+    for name in ("date_from", "date_to"):
+        value = getattr(q, name)
+        if value is not None and not EARLIEST <= value <= LATEST:
+            errors[name] = f"Tanggal harus antara {EARLIEST:%d-%m-%Y} dan {LATEST:%d-%m-%Y}"
+    if not errors and q.date_from and q.date_to and q.date_from > q.date_to:
+        errors["date_to"] = "Tanggal akhir tidak boleh sebelum tanggal awal"
+    if errors:
+        raise InvalidInput("Pencarian arsip belum benar.", errors)
+
+
 def _filtered(q: ArchiveQuery) -> Select:
     query = select(*_COLUMNS)
     if q.village_code is not None:
@@ -87,18 +118,44 @@ def encode_cursor(row: ArchiveRow) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    """The (issued_at, id) a cursor names, or None for anything this module did not make."""
+    at, _, ident = cursor.rpartition("_")
+    if len(cursor) > 100 or not ident.isascii() or not ident.isdigit():
+        return None
     try:
-        at, _, ident = cursor.rpartition("_")
-        return datetime.fromisoformat(at), int(ident)
+        moment, number = datetime.fromisoformat(at), int(ident)
     except ValueError:
         return None
+    if moment.tzinfo is None or not 1 <= number <= MAX_ID:
+        return None
+    if not EARLIEST <= moment.date() <= LATEST:
+        return None
+    return moment, number
+
+
+def check_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """The decoded cursor; InvalidInput for one that is not ours (garbage, huge ids)."""
+    if not cursor:
+        return None
+    position = decode_cursor(cursor)
+    if position is None:
+        raise InvalidInput(
+            "Penanda halaman tidak valid; mulai lagi dari halaman pertama.",
+            {"cursor": "Penanda halaman tidak valid"},
+        )
+    return position
 
 
 def search(
     session: Session, q: ArchiveQuery, *, after: str | None = None, limit: int = PAGE_SIZE
 ) -> ArchivePage:
+    check(q)
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(
+            f"Jumlah baris per halaman harus 1 sampai {MAX_PAGE}.", {"limit": "Di luar rentang"}
+        )
     query = _filtered(q)
-    position = decode_cursor(after) if after else None
+    position = check_cursor(after)
     if position is not None:
         at, ident = position
         # A row-value comparison lets the (issued_at, id) index seek straight to the cursor.
@@ -108,6 +165,16 @@ def search(
     more = len(rows) > limit
     rows = rows[:limit]
     return ArchivePage(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+# OWASP "CSV injection": a cell a spreadsheet would read as a formula gets a leading quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell that spreadsheets show as text, never run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def export(session: Session, q: ArchiveQuery, *, chunk: int = 1000) -> Iterator[ArchiveRow]:

@@ -18,14 +18,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import acting, audit, numbering
+from engine import acting, numbering, signer_limit
 from engine.catalog import WorkflowCatalog
 from engine.config import Settings
 from engine.dates import WIB
 from engine.db import transaction
 from engine.errors import Conflict, Forbidden, InvalidInput, SuratDesaError
 from engine.facts import public_facts
-from engine.letter_requests import load_for_actor, move
+from engine.letter_requests import check_letter_text, load_for_actor, move
 from engine.models import Letter, LetterRequest, Resident, User, Village
 from engine.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
 from engine.residents import SEX_LABELS, full_address
@@ -42,7 +42,7 @@ from engine.signing import (
 from engine.statemachine import ISSUED, transition
 from engine.timeutil import now_utc
 from engine.users import Actor
-from engine.workflows import WorkflowSpec, format_number
+from engine.workflows import TERMINAL_STATES, WorkflowSpec, format_number
 
 SIGN = "sign"
 
@@ -90,29 +90,37 @@ class Issuer:
         self, actor: Actor, passphrase: str, *, request_id: int | None = None
     ) -> LoadedSigner:
         """Open the actor's signing key: their PKCS#12 with its passphrase, or their key on the
-        PKCS#11 token with the token PIN. A wrong passphrase or PIN is audited and signs nothing.
-        The caller closes the returned signer (it may hold a token session)."""
+        PKCS#11 token with the token PIN. Each try passes the per-signer limit first
+        (``engine.signer_limit``: a locked key or a try that comes too early is refused without
+        looking at the passphrase); a wrong passphrase or PIN is counted and audited and signs
+        nothing. The caller closes the returned signer (it may hold a token session)."""
         with transaction(self.factory) as session:
             user = session.get(User, actor.user_id)
             if user is None or (user.signer_p12 is None and user.signer_hsm_label is None):
                 raise Forbidden("Anda belum memiliki sertifikat penandatangan.")
-            p12, hsm_label = user.signer_p12, user.signer_hsm_label
+            p12, hsm_label, user_id = user.signer_p12, user.signer_hsm_label, user.id
+            signer_limit.claim(session, user_id, self.clock())
+        # The passphrase is checked outside any transaction: no row stays locked meanwhile.
         try:
             if hsm_label is not None:
-                return self._load_hsm(hsm_label, passphrase)
-            return load_signer(p12, passphrase, keys_dir=self.settings.keys_dir)
+                signer = self._load_hsm(hsm_label, passphrase)
+            else:
+                signer = load_signer(p12, passphrase, keys_dir=self.settings.keys_dir)
         except WrongPassphrase:
             with transaction(self.factory) as session:
-                audit.append(
-                    session,
-                    actor_id=actor.user_id,
-                    actor=actor.username,
-                    role=actor.role,
-                    action="sign_failed",
-                    request_id=request_id,
-                    reason="kata sandi salah",
-                )
+                error = signer_limit.failed(session, actor, self.clock(), request_id=request_id)
+            raise error from None
+        except BaseException:
+            with transaction(self.factory) as session:
+                signer_limit.released(session, user_id)
             raise
+        try:
+            with transaction(self.factory) as session:
+                signer_limit.succeeded(session, user_id)
+        except BaseException:
+            signer.close()
+            raise
+        return signer
 
     def _load_hsm(self, key_label: str, pin: str) -> LoadedSigner:
         module, token = self.settings.pkcs11_module, self.settings.pkcs11_token
@@ -131,6 +139,7 @@ class Issuer:
             day = self.clock().astimezone(WIB).date()
             role = acting.step_capacity(session, actor, day, spec, request.state).role
             transition(spec, request.state, SIGN, role, None)  # fail fast before unlocking
+            check_letter_text(spec, request)  # text the letter cannot carry: 422, key untouched
         with self.unlock(actor, passphrase, request_id=request_id) as signer:
             return self.issue(actor, request_id, version=version, signer=signer)
 
@@ -155,6 +164,7 @@ class Issuer:
                     "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
                 )
             spec = self.catalog.pinned(session, request)
+            check_letter_text(spec, request)
             issued_at = self.clock()
             local = issued_at.astimezone(WIB)
             # An acting head (Plt./Plh./Pj.), or a sekdes where the step allows "a.n.", signs
@@ -259,6 +269,8 @@ class Issuer:
         with transaction(self.factory) as session:
             request = load_for_actor(session, actor, request_id)
             spec = self.catalog.pinned(session, request)
+            if request.state not in TERMINAL_STATES:  # an issued letter keeps what it printed
+                check_letter_text(spec, request)
             village = session.get(Village, request.village_code)
             head = session.scalar(
                 select(User).where(User.village_code == village.code, User.role == "head")

@@ -18,11 +18,24 @@ from engine import audit
 from engine.catalog import WorkflowCatalog
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.models import AuditEvent, LetterRequest
-from engine.residents import find_resident
-from engine.statemachine import CANCEL, ISSUED, transition
+from engine.residents import find_resident, not_yours
+from engine.statemachine import CANCEL, ISSUED, TERMINAL_STATES, transition
+from engine.text import (
+    TextProblem,
+    clean_text,
+    safe_key,
+    text_problem,
+    unprintable_problem,
+)
 from engine.timeutil import now_utc
 from engine.users import Actor
 from engine.workflows import FieldErrors, WorkflowSpec
+
+# Ids and versions are 32-bit integer columns: anything outside is refused before a query.
+MAX_ID = 2**31 - 1
+# Actions that move a request back or end it: allowed even when its stored text is unprintable,
+# so that a request stored before the text rule can be returned and corrected.
+_BACKWARD = frozenset({"return", "reject", CANCEL})
 
 
 def create_request(
@@ -98,7 +111,7 @@ def check_subjects(
     known = {s.name for s in spec.subjects}
     for name in subjects:
         if name not in known:
-            errors[name] = "Subjek tidak dikenal untuk jenis surat ini"
+            errors[safe_key(name)] = "Subjek tidak dikenal untuk jenis surat ini"
     niks: dict[str, str] = {}
     for index, subject in enumerate(spec.subjects):
         raw = (subjects.get(subject.name) or "").strip()
@@ -108,15 +121,22 @@ def check_subjects(
             continue
         try:
             resident = find_resident(session, raw)
-        except (InvalidInput, NotFound) as exc:
+        except InvalidInput as exc:
             errors[subject.name] = str(exc)
             continue
+        except NotFound as exc:
+            # The letter's own subject: unknown and "lives elsewhere" read the same, so the
+            # answer never tells whether someone of another village exists.
+            errors[subject.name] = not_yours(raw) if index == 0 else str(exc)
+            continue
+        # Messages name the subject's role, never the resident: they may reach someone who
+        # may not see this resident's data (residents.lookup_subject_for).
         if index == 0 and resident.village_code != village_code:
-            errors[subject.name] = "Penduduk ini tidak terdaftar di desa/kelurahan Anda"
+            errors[subject.name] = not_yours(raw)
         elif subject.alive is True and not resident.alive:
-            errors[subject.name] = f"{resident.name} tercatat sudah meninggal"
+            errors[subject.name] = f"{subject.label}: tercatat sudah meninggal"
         elif subject.alive is False and resident.alive:
-            errors[subject.name] = f"{resident.name} tercatat masih hidup"
+            errors[subject.name] = f"{subject.label}: tercatat masih hidup"
         elif subject.sex and resident.sex != subject.sex:
             wanted = "laki-laki" if subject.sex == "L" else "perempuan"
             errors[subject.name] = f"{subject.label} harus {wanted}"
@@ -134,6 +154,33 @@ def clean_data(spec: WorkflowSpec, data: Mapping[str, object]) -> dict[str, obje
     return {name: _to_json(value) for name, value in cleaned.items()}
 
 
+def letter_text_problems(spec: WorkflowSpec, data: Mapping[str, object]) -> dict[str, str]:
+    """Stored text fields the letter cannot carry: characters the text rule refuses or the fonts
+    cannot print. Requests stored before the rule existed may hold them; new ones cannot."""
+    problems: dict[str, str] = {}
+    for f in spec.fields:
+        value = data.get(f.name)
+        if f.type in ("text", "textarea") and isinstance(value, str):
+            problem = text_problem(value, multiline=f.type == "textarea") or unprintable_problem(
+                value
+            )
+            if problem:
+                problems[f.name] = problem
+    return problems
+
+
+def check_letter_text(spec: WorkflowSpec, request: LetterRequest) -> None:
+    """Refuse to move forward, preview or sign a request whose text the letter cannot carry
+    (422 naming the fields): it must be returned to its first step and corrected."""
+    problems = letter_text_problems(spec, request.data)
+    if problems:
+        raise InvalidInput(
+            "Isian permohonan ini berisi karakter yang tidak dapat dicetak pada surat. "
+            "Kembalikan permohonan ke tahap awal agar isiannya diperbaiki.",
+            problems,
+        )
+
+
 def _to_json(value: object) -> object:
     if isinstance(value, date | time):
         return value.isoformat()
@@ -145,6 +192,8 @@ def _to_json(value: object) -> object:
 def load_for_actor(
     session: Session, actor: Actor, request_id: int, *, lock: bool = False
 ) -> LetterRequest:
+    if not 1 <= request_id <= MAX_ID:
+        raise NotFound(f"Permohonan #{request_id} tidak ditemukan.")
     query = select(LetterRequest).where(LetterRequest.id == request_id)
     if lock:
         query = query.with_for_update()
@@ -171,6 +220,16 @@ def act(
     if action == "sign":
         raise InvalidInput("Penandatanganan memerlukan kata sandi; gunakan tindakan tanda tangan.")
     request = load_for_actor(session, actor, request_id)
+    if request.state in TERMINAL_STATES:
+        raise Conflict(
+            f"Permohonan #{request.id} sudah selesai (status: {request.state}); "
+            "tidak ada tindakan lagi yang dapat dilakukan."
+        )
+    if reason is not None:
+        try:
+            reason = clean_text(reason, multiline=True) or None
+        except TextProblem as exc:
+            raise InvalidInput("Alasan belum benar.", {"reason": str(exc)}) from None
     spec = catalog.pinned(session, request)
     if action != CANCEL and spec.step(request.state).actions.get(action) == ISSUED:
         raise InvalidInput(f"Tindakan '{action}' menerbitkan surat; gunakan tanda tangan.")
@@ -181,6 +240,8 @@ def act(
         if spec.step(request.state).role != actor.role or request.state != spec.initial_state:
             raise Forbidden("Isian surat hanya dapat diubah pada tahap awal oleh pembuatnya.")
         new_data = clean_data(spec, {**request.data, **data})
+    elif action not in _BACKWARD:
+        check_letter_text(spec, request)
     move(session, actor, request, action, target, version=version, reason=reason, data=new_data)
     return request
 

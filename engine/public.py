@@ -218,10 +218,24 @@ def find_public_letter(session: Session, code: str) -> PublicLetter | None:
     return lookup_public_letter(session, code)
 
 
-def public_pdf(conn: Connection | Session, code: str) -> tuple[str, bytes] | None:
-    """(number, signed PDF) for whoever holds the code."""
+def pdf_offered(letter: PublicLetter | None, enabled: bool) -> bool:
+    """Whether the public page offers the signed PDF: only where the deployment turned it on
+    (Settings.public_pdf), and only for a letter still in force."""
+    return enabled and letter is not None and letter.status == "active"
+
+
+def public_pdf(conn: Connection | Session, code: str, *, enabled: bool) -> tuple[str, bytes] | None:
+    """(number, signed PDF) for whoever holds the code, or None: when the deployment keeps the
+    PDF private (the default: it carries the unmasked NIK, birth date and address), for an
+    unknown code, and always for a revoked or replaced letter."""
+    if not enabled:
+        return None
     norm = normalize_code(code)
     if norm is None:
         return None
-    row = conn.execute(select(Letter.number, Letter.pdf).where(Letter.verify_code == norm)).first()
+    row = conn.execute(
+        select(Letter.number, Letter.pdf).where(
+            Letter.verify_code == norm, Letter.status == "active"
+        )
+    ).first()
     return (row[0], row[1]) if row else None

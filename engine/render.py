@@ -192,6 +192,33 @@ _font_lock = threading.Lock()
 _fonts: dict[tuple[str, str], _FontProto] = {}
 
 
+@lru_cache(maxsize=1)
+def printable_codepoints() -> frozenset[int]:
+    """Every code point every embedded font face prints: the intersection of the faces' actual
+    cmaps with the _CHARSET they are reduced to. A character outside it would silently vanish
+    from the PDF, so input is checked against this (engine.text.unprintable_problem)."""
+    covered: set[int] | None = None
+    for name in sorted(set(_FONT_FILES.values())):
+        font = ttLib.TTFont(FONT_DIR / name, lazy=True)
+        try:
+            cmap = set(font.getBestCmap())
+        finally:
+            font.close()
+        covered = cmap if covered is None else covered & cmap
+    return frozenset((covered or set()) & set(_CHARSET))
+
+
+def unprintable(text: str) -> list[str]:
+    """The distinct characters of `text` the letter's fonts cannot print, in order of first
+    appearance. Whitespace (space, line break, tab) is layout, not a glyph, and never listed."""
+    allowed = printable_codepoints()
+    seen: list[str] = []
+    for ch in text:
+        if ord(ch) not in allowed and ch not in " \n\r\t" and ch not in seen:
+            seen.append(ch)
+    return seen
+
+
 def _load_font(key: tuple[str, str]) -> _FontProto:
     found = _fonts.get(key)
     if found is not None:

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from engine.errors import InvalidInput, NotFound
 from engine.models import Resident, Village
 from engine.nik import NikError, check_nik_matches, parse_nik
+from engine.users import Actor
+from engine.workflows import WorkflowSpec
 
 RELIGIONS = ("Islam", "Kristen", "Katolik", "Hindu", "Buddha", "Konghucu", "Kepercayaan")
 MARITAL_STATUSES = ("Belum Kawin", "Kawin", "Cerai Hidup", "Cerai Mati")
@@ -44,6 +46,122 @@ def find_resident(session: Session, nik_text: str) -> Resident:
     if resident is None:
         raise NotFound(f"NIK {parsed.nik} tidak terdaftar dalam data penduduk.")
     return resident
+
+
+# One answer for a NIK that is not registered and for one registered in another village: the
+# operator learns nothing about residents they do not serve.
+NOT_YOURS = "NIK {nik} tidak terdaftar di desa/kelurahan Anda."
+
+
+def not_yours(nik_text: str) -> str:
+    """The one answer for a NIK the actor may not see: unknown or registered elsewhere."""
+    return NOT_YOURS.format(nik=parse_nik(nik_text).nik)
+
+
+ELSEWHERE = (
+    "NIK ini terdaftar di desa/kelurahan lain: datanya tidak ditampilkan. Cocokkan dengan "
+    "KTP/KK yang dibawa; surat akan memuat data dari data penduduk."
+)
+
+
+@dataclass(frozen=True)
+class ResidentView:
+    """What staff may read of a resident they serve."""
+
+    nik: str
+    name: str
+    birth_place: str
+    birth_date: date
+    sex: str  # "Laki-laki" | "Perempuan"
+    religion: str
+    marital_status: str
+    occupation: str
+    address: str  # street, RT/RW
+    village_code: str
+    alive: bool
+
+
+@dataclass(frozen=True)
+class SubjectLookup:
+    """What the NIK box of a request form shows: the resident (own village), or for a subject
+    the workflow lets come from another village only that the NIK is registered there
+    (``resident`` None, ``elsewhere`` True); ``problem`` is why they cannot be this subject."""
+
+    nik: str
+    resident: ResidentView | None
+    elsewhere: bool = False
+    problem: str | None = None
+
+
+def may_see(actor: Actor, resident: Resident) -> bool:
+    """The rule: staff read the residents of their own village; the regency admin, who
+    administers the registry of every village, reads any. Nobody else reads anyone."""
+    if actor.role == "admin":
+        return True
+    return actor.village_code is not None and resident.village_code == actor.village_code
+
+
+def lookup_for(session: Session, actor: Actor, nik_text: str) -> ResidentView:
+    """The resident with this NIK as ``actor`` may see them. A NIK that is not registered and
+    one registered in a village the actor does not serve get the same NotFound; a malformed NIK
+    gets InvalidInput naming what is wrong (that says nothing about anyone)."""
+    nik = _parse(nik_text)
+    resident = session.scalar(select(Resident).where(Resident.nik == nik))
+    if resident is None or not may_see(actor, resident):
+        raise NotFound(not_yours(nik))
+    return _view(resident)
+
+
+def lookup_subject_for(
+    session: Session, actor: Actor, spec: WorkflowSpec, subject_name: str, nik_text: str
+) -> SubjectLookup:
+    """A NIK typed for one subject of a request (the staff app's live look-up). Who may be a
+    subject is the workflow's rule (``letter_requests.check_subjects``: the first subject lives
+    in the actor's village, others may live anywhere); this shows no more than that rule needs.
+    A resident of the actor's village: their data and whether they fit. The first subject from
+    elsewhere: the same NotFound as an unknown NIK. Another subject from elsewhere: only that
+    the NIK is registered (submitting the request tells as much) and whether it fits, with
+    nothing personal."""
+    from engine.letter_requests import check_subjects  # it imports this module
+
+    spec.subject(subject_name)  # KeyError: no such subject
+    nik = _parse(nik_text)
+    resident = session.scalar(select(Resident).where(Resident.nik == nik))
+    first = spec.subjects[0].name == subject_name
+    visible = resident is not None and may_see(actor, resident)
+    if resident is None or (first and not visible):
+        raise NotFound(not_yours(nik))
+    problem = None
+    try:
+        check_subjects(session, spec, actor.village_code or "", {subject_name: nik})
+    except InvalidInput as exc:
+        problem = exc.errors.get(subject_name)
+    if not visible:
+        return SubjectLookup(nik, None, elsewhere=True, problem=problem)
+    return SubjectLookup(nik, _view(resident), problem=problem)
+
+
+def _parse(nik_text: str) -> str:
+    try:
+        return parse_nik(nik_text).nik
+    except NikError as exc:
+        raise InvalidInput(str(exc), {"nik": str(exc)}) from exc
+
+
+def _view(resident: Resident) -> ResidentView:
+    return ResidentView(
+        nik=resident.nik,
+        name=resident.name,
+        birth_place=resident.birth_place,
+        birth_date=resident.birth_date,
+        sex=SEX_LABELS[resident.sex],
+        religion=resident.religion,
+        marital_status=resident.marital_status,
+        occupation=resident.occupation,
+        address=f"{resident.address} RT {resident.rt}/RW {resident.rw}",
+        village_code=resident.village_code,
+        alive=resident.alive,
+    )
 
 
 def full_address(resident: Resident, village: Village) -> str:

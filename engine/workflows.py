@@ -62,6 +62,7 @@ import yaml
 
 from engine.dates import roman_month, today_wib
 from engine.nik import NikError, parse_nik
+from engine.text import TextProblem, clean_printable, safe_key
 
 ROLES = frozenset({"operator", "kasi", "sekdes", "head"})
 ACTIONS = frozenset({"submit", "approve", "return", "reject", "sign"})
@@ -249,7 +250,7 @@ class WorkflowSpec:
         known = {f.name for f in self.fields}
         for name in data:
             if name not in known:
-                errors[str(name)] = "Isian tidak dikenal untuk surat ini"
+                errors[safe_key(name)] = "Isian tidak dikenal untuk surat ini"
         for f in self.fields:
             try:
                 value = f.clean(data.get(f.name), today=today)
@@ -269,16 +270,12 @@ class WorkflowSpec:
 
 
 def _clean_text(f: FieldSpec, value: object, _today: date | None) -> str:
-    if not isinstance(value, str):
-        raise ValueError("Harus berupa teks")
-    text = value.strip()
-    if f.type == "textarea":
-        text = text.replace("\r\n", "\n")
-    elif "\n" in text or "\r" in text:
-        raise ValueError("Harus satu baris")
-    if f.max_length is not None and len(text) > f.max_length:
-        raise ValueError(f"Terlalu panjang: maksimal {f.max_length} karakter")
-    return text
+    # The one text rule (engine.text): no control characters, NUL or lone surrogates, and only
+    # characters the letter's embedded fonts print (a field's text goes onto the letter).
+    try:
+        return clean_printable(value, multiline=f.type == "textarea", max_length=f.max_length)
+    except TextProblem as e:
+        raise ValueError(str(e)) from None
 
 
 def _clean_date(f: FieldSpec, value: object, today: date | None) -> date:
@@ -345,7 +342,8 @@ def _clean_choice(f: FieldSpec, value: object, _today: date | None) -> str:
         for option in f.options:
             if option.casefold() == wanted:
                 return option
-    raise ValueError(f"Pilihan tidak dikenal: {value!s}; pilih salah satu: {', '.join(f.options)}")
+    shown = safe_key(value) if isinstance(value, str) else type(value).__name__
+    raise ValueError(f"Pilihan tidak dikenal: {shown}; pilih salah satu: {', '.join(f.options)}")
 
 
 def _clean_nik(_f: FieldSpec, value: object, _today: date | None) -> str:

@@ -3,11 +3,13 @@ engine and renders a template. Engine errors become pages with the engine's mess
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import date, time
 from pathlib import Path
+from time import monotonic
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -17,15 +19,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
-from engine import acting, admin, archive, attachments, batches, queues, signers
-from engine.auth import SignInFailed, change_password, sign_in
+from engine import acting, admin, archive, attachments, batches, queues, signer_limit, signers
+from engine.auth import SignInFailed, change_password, floor_remaining, sign_in
 from engine.bootstrap import enroll_signer
 from engine.dates import WIB, format_jam, format_tanggal
 from engine.db import transaction
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, SuratDesaError
 from engine.letter_requests import act, create_request, timeline
 from engine.models import Letter, LetterRequest, Resident, User, Village
-from engine.residents import SEX_LABELS, find_resident
+from engine.residents import ELSEWHERE, lookup_subject_for
+from engine.sessions import end as end_session
 from engine.signing import SigningError, WrongPassphrase
 from engine.statemachine import available_actions
 from engine.timeutil import now_utc
@@ -41,10 +44,12 @@ from staff_app.session import (
     Web,
     check_csrf,
     check_pre_csrf,
+    cookie_options,
     current,
-    make_session_cookie,
+    password_work,
     pre_csrf,
     safe_next,
+    session_cookie,
 )
 from suratdesa.services import Services
 
@@ -223,6 +228,8 @@ def require(web: Web, *roles: str) -> None:
 
 def load_request(session, actor: Actor, request_id: int) -> LetterRequest:
     """Another village's request is 404: its existence is not the user's business."""
+    if not 1 <= request_id <= archive.MAX_ID:  # not a 32-bit id: no such request, no query
+        raise HTTPException(404)
     req = session.get(LetterRequest, request_id)
     if req is None or (actor.role != "admin" and req.village_code != actor.village_code):
         raise HTTPException(404)
@@ -242,19 +249,27 @@ def signin_page(request: Request, next: str = "", habis: str = "") -> HTMLRespon
     message = _("Your session has ended. Sign in again.") if habis else None
     response = render(request, "signin.html", csrf=token, next=safe_next(next), message=message)
     if cookie:
-        response.set_cookie(PRE_COOKIE, cookie, httponly=True, samesite="lax", path=PREFIX)
+        response.set_cookie(PRE_COOKIE, cookie, **cookie_options(request, PREFIX))
     return response
 
 
 @router.post("/masuk")
 async def signin_post(request: Request, svc: Svc) -> Response:
+    """Sign-in: argon2 and the throttle run on the password thread pool, never on the event
+    loop. Every failure (unknown name, wrong password, disabled, throttled) gets the same page,
+    status and cookies, no sooner than engine.auth.FAILURE_FLOOR after the request came."""
+    started = monotonic()
     form = await request.form()
     check_pre_csrf(request, form.get("csrf"))  # type: ignore[arg-type]
-    username = str(form.get("username", ""))
+    username = str(form.get("username", ""))[:200]
     next_url = safe_next(str(form.get("next", "")))
+    client = request.client.host if request.client else "unknown"
     try:
-        user_id = sign_in(svc.factory, username, str(form.get("password", ""))).user_id
+        signed_in = await password_work(
+            sign_in, svc.factory, username, str(form.get("password", ""))[:1024], client=client
+        )
     except SignInFailed as exc:
+        await asyncio.sleep(floor_remaining(started))
         token, _cookie = pre_csrf(request)
         return render(
             request,
@@ -265,26 +280,25 @@ async def signin_post(request: Request, svc: Svc) -> Response:
             error=str(exc),
             username=username,
         )
-    return _with_session(RedirectResponse(next_url, 303), request, user_id)
-
-
-def _with_session(response: Response, request: Request, user_id: int) -> Response:
+    response = RedirectResponse(next_url, 303)
     response.set_cookie(
         SESSION_COOKIE,
-        make_session_cookie(request, user_id),
+        session_cookie(request, signed_in.session_token),
         max_age=SESSION_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        path="/",
+        **cookie_options(request),
     )
     return response
 
 
 @router.post("/keluar")
-async def signout(request: Request, web: WebDep) -> Response:
+async def signout(request: Request, web: WebDep, svc: Svc) -> Response:
+    """Ends the session in the database: a copy of the cookie stops working at once."""
     await check_csrf(request, web)
+    with transaction(svc.factory) as session:
+        end_session(session, web.session_token, "signout")
     response = RedirectResponse(f"{PREFIX}/masuk", 303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    options = cookie_options(request)
+    response.delete_cookie(SESSION_COOKIE, **options)
     return response
 
 
@@ -295,22 +309,23 @@ def password_page(request: Request, web: WebDep) -> HTMLResponse:
 
 @router.post("/sandi")
 async def password_post(request: Request, web: WebDep, svc: Svc) -> Response:
+    """Change the password (argon2 on the password thread pool); this session stays, every
+    other session of the user ends and all their API tokens are revoked."""
     await check_csrf(request, web)
     form = await request.form()
     try:
-        with transaction(svc.factory) as session:
-            change_password(
-                session,
-                web.actor.user_id,
-                str(form.get("current", "")),
-                str(form.get("new", "")),
-                str(form.get("repeat", "")),
-            )
+        await password_work(
+            change_password,
+            svc.factory,
+            web.actor.user_id,
+            str(form.get("current", ""))[:1024],
+            str(form.get("new", ""))[:1024],
+            str(form.get("repeat", ""))[:1024],
+            keep_session=web.session_token,
+        )
     except InvalidInput as exc:
         return render(request, "password.html", 422, web=web, errors=exc.errors)
-    return _with_session(
-        RedirectResponse(f"{PREFIX}/beranda?ok=sandi", 303), request, web.actor.user_id
-    )
+    return RedirectResponse(f"{PREFIX}/beranda?ok=sandi", 303)
 
 
 # --------------------------------------------------------------------------- home
@@ -392,33 +407,29 @@ def new_request_page(request: Request, web: WebDep, svc: Svc, jenis: str = "") -
 
 
 def resident_info(
-    session, spec: WorkflowSpec, subject_name: str, nik: str, village_code: str
+    session, actor: Actor, spec: WorkflowSpec, subject_name: str, nik: str
 ) -> dict[str, Any]:
-    """What the form shows under a NIK box: the resident, or exactly what is wrong."""
+    """What the form shows under a NIK box: the resident, or exactly what is wrong. Who may see
+    whom is the engine's rule (residents.lookup_subject_for), the same the JSON API applies."""
     if not nik.strip():
         return {}
     try:
-        resident = find_resident(session, nik)
+        found = lookup_subject_for(session, actor, spec, subject_name, nik)
     except (InvalidInput, NotFound) as exc:
         return {"error": str(exc)}
-    subject = spec.subject(subject_name)
-    first = spec.subjects[0].name == subject_name
-    error = None
-    if first and resident.village_code != village_code:
-        error = "Penduduk ini tidak terdaftar di desa/kelurahan Anda"
-    elif subject.alive is True and not resident.alive:
-        error = f"{resident.name} tercatat sudah meninggal"
-    elif subject.sex and resident.sex != subject.sex:
-        error = f"{subject.label} harus {'laki-laki' if subject.sex == 'L' else 'perempuan'}"
+    r = found.resident
     return {
         "resident": {
-            "name": resident.name,
-            "nik": resident.nik,
-            "born": f"{resident.birth_place}, {format_tanggal(resident.birth_date)}",
-            "sex": SEX_LABELS[resident.sex],
-            "address": f"{resident.address} RT {resident.rt}/RW {resident.rw}",
-        },
-        "error": error,
+            "name": r.name,
+            "nik": r.nik,
+            "born": f"{r.birth_place}, {format_tanggal(r.birth_date)}",
+            "sex": r.sex,
+            "address": r.address,
+        }
+        if r is not None
+        else None,
+        "elsewhere": ELSEWHERE if found.elsewhere else None,
+        "error": found.problem,
     }
 
 
@@ -434,7 +445,7 @@ def resident_lookup(
         raise HTTPException(404) from None
     nik = nik or request.query_params.get(f"subject_{subjek}", "")
     with transaction(svc.factory) as session:
-        info = resident_info(session, spec, subjek, nik, web.actor.village_code or "")
+        info = resident_info(session, web.actor, spec, subjek, nik)
     return render(request, "_resident.html", web=web, info=info)
 
 
@@ -484,9 +495,7 @@ async def new_request_post(request: Request, web: WebDep, svc: Svc) -> Response:
         return RedirectResponse(f"{PREFIX}/permohonan/{new_id}?ok=submit", 303)
     with transaction(svc.factory) as session:
         infos = {
-            s.name: resident_info(
-                session, spec, s.name, subjects[s.name], web.actor.village_code or ""
-            )
+            s.name: resident_info(session, web.actor, spec, s.name, subjects[s.name])
             for s in spec.subjects
         }
         return render(
@@ -779,6 +788,8 @@ def _sign_queue(request, session, svc, web, *, error: str | None = None, status:
         nav=nav(session, svc, web),
         rows=[row(svc, session, r) for r in items],
         error=error,
+        limit=signer_limit.status(session, web.actor.user_id or 0, svc.issuer.clock()),
+        unlocker=signer_limit.UNLOCKER,
     )
 
 
@@ -816,12 +827,16 @@ async def sign_post(
     try:
         signer = svc.issuer.unlock(web.actor, str(form.get("passphrase", "")))
     except (SigningError, Forbidden) as exc:
-        message = (
-            _("Wrong passphrase. Nothing was signed.")
-            if isinstance(exc, WrongPassphrase)
-            else str(exc)
-        )
+        message = str(exc)
         status = 403 if isinstance(exc, WrongPassphrase | Forbidden) else 409
+        if isinstance(exc, WrongPassphrase):
+            message = _("Wrong passphrase. Nothing was signed.")
+            if isinstance(exc, signer_limit.CountedWrongPassphrase):
+                message = f"{message} {exc.hint}"
+        elif isinstance(exc, signer_limit.SignerLocked):
+            status = 423
+        elif isinstance(exc, signer_limit.SignTooSoon):
+            status = 429
         with transaction(svc.factory) as session:
             return _sign_queue(request, session, svc, web, error=message, status=status)
     try:
@@ -849,11 +864,27 @@ def batch_status(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTML
 # --------------------------------------------------------------------------- archive
 
 
+# ArchiveQuery's fields -> this page's parameters, to show the engine's errors beside them.
+_ARCHIVE_PARAMS = {
+    "number": "nomor",
+    "name": "nama",
+    "nik": "nik",
+    "workflow_id": "jenis",
+    "date_from": "dari",
+    "date_to": "sampai",
+    "cursor": "setelah",
+}
+
+
 def _archive_query(web: Web, params: dict[str, str]) -> tuple[archive.ArchiveQuery, dict]:
+    """The query, checked (archive.check: InvalidInput keyed by this page's parameters)."""
+    bad_dates: dict[str, str] = {}
+
     def day(name: str) -> date | None:
         try:
             return date.fromisoformat(params.get(name, "")) if params.get(name) else None
         except ValueError:
+            bad_dates[name] = _("Not a date; use the date picker (YYYY-MM-DD).")
             return None
 
     query = archive.ArchiveQuery(
@@ -870,13 +901,39 @@ def _archive_query(web: Web, params: dict[str, str]) -> tuple[archive.ArchiveQue
         for k, v in params.items()
         if k in ("nomor", "nama", "nik", "jenis", "dari", "sampai") and v
     }
+    errors = dict(bad_dates)
+    try:
+        archive.check(query)
+        archive.check_cursor(params.get("setelah"))
+    except InvalidInput as exc:
+        errors.update({_ARCHIVE_PARAMS.get(k, k): v for k, v in exc.errors.items()})
+    if errors:
+        raise InvalidInput(_("The archive search is not right yet."), errors)
     return query, keep
 
 
 @router.get("/arsip")
 def archive_page(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
     params = dict(request.query_params)
-    query, keep = _archive_query(web, params)
+    try:
+        query, keep = _archive_query(web, params)
+    except InvalidInput as exc:
+        with transaction(svc.factory) as session:
+            return render(
+                request,
+                "archive.html",
+                422,
+                web=web,
+                nav=nav(session, svc, web),
+                page=archive.ArchivePage([], None),
+                params={k: v for k, v in params.items() if k in _ARCHIVE_PARAMS.values()},
+                specs=list(svc.catalog.specs.values()),
+                next_url=None,
+                csv_url=None,
+                first=True,
+                error=str(exc),
+                errors=exc.errors,
+            )
     with transaction(svc.factory) as session:
         page = archive.search(session, query, after=params.get("setelah"))
         return render(
@@ -892,11 +949,13 @@ def archive_page(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
             else None,
             csv_url=f"{PREFIX}/arsip.csv?{urlencode(keep)}",
             first=not params.get("setelah"),
+            errors={},
         )
 
 
 @router.get("/arsip.csv")
 def archive_csv(request: Request, web: WebDep, svc: Svc) -> StreamingResponse:
+    # Checked before the first byte is sent: a refused query is a 422 page, never a cut-off file.
     query, _keep = _archive_query(web, dict(request.query_params))
 
     def rows() -> Iterator[str]:
@@ -906,7 +965,8 @@ def archive_csv(request: Request, web: WebDep, svc: Svc) -> StreamingResponse:
         with transaction(svc.factory) as session:
             for r in archive.export(session, query):
                 writer.writerow(
-                    [
+                    archive.csv_cell(cell)
+                    for cell in [
                         r.number,
                         r.title,
                         r.subject_name,
@@ -1118,6 +1178,7 @@ def _users_page(request, session, web, *, error=None, errors=None, values=None, 
         nav={},
         users=users,
         live=live,
+        locks=signer_limit.locked_users(session),
         roles=ALL_ROLES,
         error=error,
         errors=errors or {},
@@ -1138,17 +1199,21 @@ async def admin_users_post(request: Request, web: WebDep, svc: Svc) -> Response:
     try:
         if len(values["password"]) < 8:
             raise InvalidInput("Pengguna belum dibuat.", {"password": "Minimal 8 karakter."})
-        with transaction(svc.factory) as session:
-            create_user(
-                session,
-                by=web.actor,
-                username=values["username"],
-                full_name=values["full_name"] or values["username"],
-                role=values["role"],
-                village_code=values["village_code"] or None,
-                nip=values["nip"] or None,
-                password=values["password"],
-            )
+
+        def create() -> None:  # argon2: on the password thread pool, not the event loop
+            with transaction(svc.factory) as session:
+                create_user(
+                    session,
+                    by=web.actor,
+                    username=values["username"],
+                    full_name=values["full_name"] or values["username"],
+                    role=values["role"],
+                    village_code=values["village_code"] or None,
+                    nip=values["nip"] or None,
+                    password=values["password"],
+                )
+
+        await password_work(create)
     except (InvalidInput, Conflict) as exc:
         values.pop("password")
         with transaction(svc.factory) as session:
@@ -1241,6 +1306,18 @@ async def admin_revoke_certificate(
         signers.revoke_key(session, web.actor, user, reason)
 
     return await _user_action(request, user_id, web, svc, revoke)
+
+
+@router.post("/admin/pengguna/{user_id}/buka-kunci")
+async def admin_unlock_signer(request: Request, user_id: int, web: WebDep, svc: Svc) -> Response:
+    """Lift the lock set after too many wrong signing passphrases (audited)."""
+    return await _user_action(
+        request,
+        user_id,
+        web,
+        svc,
+        lambda session, user, reason: signer_limit.unlock_signer(session, web.actor, user, reason),
+    )
 
 
 @router.get("/admin/alur")

@@ -262,6 +262,22 @@ def cmd_keys_revoke_signer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_unlock_signer(args: argparse.Namespace) -> int:
+    """Lift a signer's lock after too many wrong passphrases: by a named regency admin only."""
+    from engine.signer_limit import unlock_signer
+    from engine.users import get_user
+
+    with transaction(session_factory()) as session:
+        by = _actor(session, args.by)
+        user = get_user(session, args.user)
+        failures = unlock_signer(session, by, user, args.reason or "")
+        print(
+            f"Kunci tanda tangan {user.username} dibuka oleh {by.username} "
+            f"(setelah {failures} kali salah kata sandi)."
+        )
+    return 0
+
+
 def cmd_users_token(args: argparse.Namespace) -> int:
     from engine.users import get_user, issue_token
 
@@ -425,12 +441,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # X-Forwarded-* are honoured by the app (suratdesa.security) from SURATDESA_TRUSTED_PROXIES
+    # only; uvicorn's own handling would trust any loopback peer.
     uvicorn.run(
         "suratdesa.web:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
 
@@ -501,6 +521,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", required=True)
     s.add_argument("--by", metavar="ADMIN", help=BY_HELP)
     s.set_defaults(func=cmd_keys_revoke_signer)
+    s = keys.add_parser(
+        "unlock-signer",
+        help="lift USER's signing lock set after too many wrong passphrases (audited)",
+    )
+    s.add_argument("user", help="username of the signer")
+    s.add_argument(
+        "--by", metavar="ADMIN", required=True, help="the regency admin account lifting the lock"
+    )
+    s.add_argument("--reason", help="why, e.g. how the signer was identified")
+    s.set_defaults(func=cmd_keys_unlock_signer)
     users = group("users", "staff accounts")
     s = users.add_parser("create", help="create a user")
     s.add_argument("username")

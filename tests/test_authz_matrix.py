@@ -60,6 +60,7 @@ RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/staf/admin/pengguna/{user_id}/sertifikat"): ("admin",),
     ("POST", "/staf/admin/pengguna/{user_id}/nonaktif"): ("admin",),
     ("POST", "/staf/admin/pengguna/{user_id}/cabut"): ("admin",),
+    ("POST", "/staf/admin/pengguna/{user_id}/buka-kunci"): ("admin",),
     ("GET", "/staf/admin/alur"): ("admin",),
 }
 # scoped to the Grogol request (and its attachment) / head.grogol's batch / a Grogol Plh.

@@ -326,8 +326,8 @@ def test_unknown_or_malformed_code_is_not_found(client, code):
     assert r.status_code == 404
     if "%2F" not in code:  # an encoded slash makes it another path: FastAPI's own 404
         assert r.json() == {"status": "not_found"}
-    r = client.get(f"/v/{code}/surat.pdf")
-    assert r.status_code == 404 and "TIDAK DITEMUKAN" in r.text
+    r = client.get(f"/v/{code}/surat.pdf")  # the public PDF is off by default
+    assert r.status_code == 404 and b"%PDF" not in r.content
 
 
 def test_path_tricks_never_reach_files(client):

@@ -29,7 +29,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from engine import pki
 from engine.db import transaction
 from engine.models import RevokedCertificate
-from engine.public import PublicLetter, StaleConnection, normalize_code, public_pdf, scan
+from engine.public import (
+    PublicLetter,
+    StaleConnection,
+    lookup_public_letter,
+    normalize_code,
+    pdf_offered,
+    public_pdf,
+    scan,
+)
 from engine.ratelimit import Limit, SharedCounter, hit, limit_from_env
 from engine.registry import finish_verdict
 from engine.seal import SealVerdict, build_key_list, local_keys, seal_verdict
@@ -167,7 +175,12 @@ def _letter_view(request: Request, code: str, seal: str | None) -> Response:
         # A broken seal is its own verdict: the paper is suspect, whatever the registry says.
         return _page("seal.html", seal=sealed)
     return _page(
-        "letter.html", letter=letter, verdict=VERDICTS[letter.status], seal=sealed, code=code
+        "letter.html",
+        letter=letter,
+        verdict=VERDICTS[letter.status],
+        seal=sealed,
+        code=code,
+        pdf=pdf_offered(letter, request.app.state.services.settings.public_pdf),
     )
 
 
@@ -219,6 +232,18 @@ for prefix in ("/v", "/V"):
 
     @router.get(prefix + "/{code}/surat.pdf", include_in_schema=False)
     def letter_pdf(code: str, request: Request) -> Response:
+        """The signed PDF, only where the deployment chose to publish it (SURATDESA_PUBLIC_PDF)
+        and only for a letter in force; otherwise a page that says why."""
+        enabled = request.app.state.services.settings.public_pdf
+        if not enabled:
+            return _page(
+                "message.html",
+                404,
+                title="PDF tidak tersedia",
+                text="Portal ini tidak menyediakan berkas PDF surat, karena berisi data pribadi. "
+                "Keaslian surat dapat diperiksa pada halaman kodenya, atau dengan mengunggah "
+                "berkas yang Anda terima di halaman periksa berkas (/verify).",
+            )
         portal = _portal(request)
         key = portal.counter.key(portal.limit_v, _client(request))
         if portal.counter.refused_already(portal.limit_v, key):
@@ -226,7 +251,17 @@ for prefix in ("/v", "/V"):
         with portal.reader.begin() as conn:
             if not portal.counter.count(conn, portal.limit_v, key, None):
                 return _too_many(False)
-            found = public_pdf(conn, code)
+            found = public_pdf(conn, code, enabled=enabled)
+            letter = lookup_public_letter(conn, code) if found is None else None
+        if found is None and letter is not None:  # revoked or replaced: never served
+            gone = "dicabut" if letter.status == "revoked" else "diganti dengan surat lain"
+            return _page(
+                "message.html",
+                410,
+                title="PDF tidak tersedia",
+                text=f"Surat nomor {letter.number} telah {gone}; berkasnya tidak disediakan. "
+                f"Lihat status surat di /v/{normalize_code(code)}.",
+            )
         if found is None:
             return _page("letter.html", 404, letter=None, verdict=None, seal=None)
         number, pdf = found
