@@ -29,12 +29,13 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from engine import archive, queues  # noqa: E402
 from engine.bootstrap import DEMO_PASSWORD, seed_demo  # noqa: E402
 from engine.config import PROJECT_ROOT, Settings  # noqa: E402
-from engine.db import session_factory, transaction  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
-from engine.models import Letter, User  # noqa: E402
+from engine.letters import archive  # noqa: E402
+from engine.requests import queues  # noqa: E402
+from engine.storage.db import session_factory, transaction  # noqa: E402
+from engine.storage.migrate import upgrade  # noqa: E402
+from engine.storage.models import Letter, User  # noqa: E402
 from suratdesa.web import create_app  # noqa: E402
 
 GROGOL = "33.11.01.2001"

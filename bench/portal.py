@@ -41,8 +41,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from engine.bootstrap import DEMO_PASSPHRASE, seed_demo  # noqa: E402
 from engine.config import PROJECT_ROOT, Settings  # noqa: E402
-from engine.db import session_factory, transaction  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
+from engine.storage.db import session_factory, transaction  # noqa: E402
+from engine.storage.migrate import upgrade  # noqa: E402
 
 CLONE_SQL = """
 WITH src AS (SELECT * FROM requests WHERE id = :rid),

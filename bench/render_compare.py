@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.config import PROJECT_ROOT  # noqa: E402
-from engine.qr import qr_matrix  # noqa: E402
-from engine.render import (  # noqa: E402
+from engine.letters.qr import qr_matrix  # noqa: E402
+from engine.letters.render import (  # noqa: E402
     LetterContent,
     Person,
     SignerInfo,

@@ -32,15 +32,15 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from engine.bootstrap import DEMO_PASSPHRASE, DEMO_VILLAGES, seed_demo  # noqa: E402
 from engine.config import PROJECT_ROOT, Settings  # noqa: E402
-from engine.db import session_factory, transaction  # noqa: E402
-from engine.issuance import letter_content  # noqa: E402
-from engine.letter_requests import create_request, move  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
-from engine.models import LetterRequest, Resident, User, Village  # noqa: E402
-from engine.render import render_letter  # noqa: E402
-from engine.signing import baseline_sign, load_signer, make_timestamper, sign_letter  # noqa: E402
-from engine.users import Actor  # noqa: E402
-from suratdesa.services import Services  # noqa: E402
+from engine.letters.issuance import letter_content  # noqa: E402
+from engine.letters.render import render_letter  # noqa: E402
+from engine.people.users import Actor  # noqa: E402
+from engine.requests.letter_requests import create_request, move  # noqa: E402
+from engine.services import Services  # noqa: E402
+from engine.storage.db import session_factory, transaction  # noqa: E402
+from engine.storage.migrate import upgrade  # noqa: E402
+from engine.storage.models import LetterRequest, Resident, User, Village  # noqa: E402
+from engine.trust.signing import baseline_sign, load_signer, make_timestamper, sign_letter  # noqa: E402
 
 
 def make_settings(url: str, keys: Path) -> Settings:

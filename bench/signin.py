@@ -37,9 +37,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from engine.bootstrap import seed_demo  # noqa: E402
 from engine.config import PROJECT_ROOT  # noqa: E402
-from engine.db import session_factory, transaction  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
-from engine.pki import init_pki  # noqa: E402
+from engine.storage.db import session_factory, transaction  # noqa: E402
+from engine.storage.migrate import upgrade  # noqa: E402
+from engine.trust.pki import init_pki  # noqa: E402
 
 CHEAP = "/staf/masuk"
 

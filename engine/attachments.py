@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput, NotFound
-from engine.models import Attachment, LetterRequest
+from engine.people.users import STAFF_ROLES, Actor
+from engine.requests.workflows import TERMINAL_STATES
+from engine.storage.models import Attachment, LetterRequest
 from engine.timeutil import now_utc
-from engine.users import STAFF_ROLES, Actor
-from engine.workflows import TERMINAL_STATES
 
 MAX_SIZE = 2 * 1024 * 1024
 MAX_PER_REQUEST = 5

@@ -12,14 +12,15 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import regions, signers
-from engine.acting import own_title
+from engine import regions
 from engine.config import Settings
 from engine.errors import InvalidInput
-from engine.models import District, Resident, User, Village
-from engine.nik import make_nik
-from engine.pki import init_pki, issue_signer
-from engine.users import Actor, create_user, issue_token
+from engine.people import signers
+from engine.people.acting import own_title
+from engine.people.nik import make_nik
+from engine.people.users import Actor, create_user, issue_token
+from engine.storage.models import District, Resident, User, Village
+from engine.trust.pki import init_pki, issue_signer
 
 
 def seed_regions(session: Session) -> int:
@@ -54,7 +55,7 @@ def enroll_signer(
 ) -> None:
     """Issue a certificate for a signer (a head, or a sekdes/acting head: their own title goes
     in the certificate) and store its passphrase-encrypted PKCS#12. Refused for a second head
-    of a village (engine.signers.check_enrollable); recorded in the public signer registry
+    of a village (engine.people.signers.check_enrollable); recorded in the public signer registry
     and the audit log as done `by` that person."""
     village = signers.check_enrollable(session, user)
     bundle = issue_signer(
@@ -86,7 +87,7 @@ def enroll_hsm(session: Session, settings: Settings, user: User, pin: str, *, by
         raise InvalidInput(
             "Token HSM belum diatur: isi SURATDESA_PKCS11_MODULE dan SURATDESA_PKCS11_TOKEN."
         )
-    from engine.hsm import enroll_hsm_signer  # python-pkcs11 only where a token is used
+    from engine.trust.hsm import enroll_hsm_signer  # python-pkcs11 only where a token is used
 
     cert = enroll_hsm_signer(
         settings.pkcs11_module,

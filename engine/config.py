@@ -1,9 +1,10 @@
-"""Settings read from the environment. One place, so every face sees the same values."""
+"""Settings read from the environment. The one place: no other module reads `os.environ`, so
+every face sees the same values (README, "Settings", lists each one)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +20,7 @@ class Settings:
     tsa_url: str | None  # None: the in-process development TSA under keys_dir
     # Signs the staff app's session cookies; shared by every app process (SURATDESA_SECRET_KEY).
     secret_key: str = ""
-    # A head's key on a PKCS#11 token (engine.hsm): the module library and the token label.
+    # A head's key on a PKCS#11 token (engine.trust.hsm): the module library and the token label.
     pkcs11_module: str | None = None
     pkcs11_token: str | None = None
     # Audit log checkpoints, written outside the database (SURATDESA_AUDIT_DIR) and published
@@ -35,6 +36,19 @@ class Settings:
     # (SURATDESA_TRUSTED_PROXIES: comma-separated IP addresses and CIDR networks; none by
     # default). From any other peer the headers are ignored: the peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # Per-address limits of the public portal, requests per minute: the QR page /v/{code}
+    # (SURATDESA_RATE_V) and the upload check /verify (SURATDESA_RATE_VERIFY).
+    rate_v_per_minute: int = 120
+    rate_verify_per_minute: int = 20
+    # The sandboxed workers that check uploaded PDFs (verify_portal.worker): how many per
+    # process (SURATDESA_VERIFY_WORKERS), the time (SURATDESA_VERIFY_TIMEOUT, seconds) and
+    # memory (SURATDESA_VERIFY_MEMORY_MB) one check may take before its worker is killed.
+    verify_workers: int = 2
+    verify_timeout_seconds: float = 20.0
+    verify_memory_mb: int = 1024
+    # How many argon2 hashes one process runs at once (SURATDESA_PASSWORD_HASH_THREADS;
+    # default half the CPU cores, at least 1), so a burst of sign-ins leaves cores for pages.
+    password_hash_threads: int = field(default_factory=lambda: default_password_hash_threads())
 
     @property
     def https(self) -> bool:
@@ -61,7 +75,21 @@ def get_settings() -> Settings:
         audit_checkpoint_hours=float(os.environ.get("SURATDESA_AUDIT_CHECKPOINT_HOURS") or 24),
         public_pdf=_flag("SURATDESA_PUBLIC_PDF"),
         trusted_proxies=parse_trusted_proxies(os.environ.get("SURATDESA_TRUSTED_PROXIES", "")),
+        rate_v_per_minute=_number("SURATDESA_RATE_V", int, 120),
+        rate_verify_per_minute=_number("SURATDESA_RATE_VERIFY", int, 20),
+        verify_workers=_number("SURATDESA_VERIFY_WORKERS", int, 2),
+        verify_timeout_seconds=_number("SURATDESA_VERIFY_TIMEOUT", float, 20.0),
+        verify_memory_mb=_number("SURATDESA_VERIFY_MEMORY_MB", int, 1024),
+        password_hash_threads=max(
+            1, _number("SURATDESA_PASSWORD_HASH_THREADS", int, default_password_hash_threads())
+        ),
     )
+
+
+def _number(name: str, kind: type[int] | type[float], default: int | float):
+    """A numeric setting; unset or empty: the default."""
+    value = os.environ.get(name)
+    return kind(value) if value else default
 
 
 def parse_trusted_proxies(value: str) -> tuple[str, ...]:
@@ -80,12 +108,8 @@ def parse_trusted_proxies(value: str) -> tuple[str, ...]:
     return entries
 
 
-def password_hash_threads() -> int:
-    """How many argon2 hashes one process runs at once (SURATDESA_PASSWORD_HASH_THREADS;
-    default half the CPU cores, at least 1), so a burst of sign-ins leaves cores for pages."""
-    value = os.environ.get("SURATDESA_PASSWORD_HASH_THREADS")
-    if value:
-        return max(1, int(value))
+def default_password_hash_threads() -> int:
+    """Half the CPU cores, at least 1."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 

@@ -7,8 +7,8 @@ rare and costly). ``SlidingWindow`` counts exactly over a window that slides (fa
 ``SharedCounter`` is for the QR page, where one write per scan would cost more than the page:
 each process buffers its counts and adds them to the shared table at least every
 ``flush_seconds`` (a background thread), and the shared count is read with the letter look-up
-in the same statement (``engine.public.scan``). A client is refused once the shared count plus
-this process's unwritten count passes the limit. A client that reaches half of its limit is
+in the same statement (``engine.letters.public.scan``). A client is refused once the shared count
+plus this process's unwritten count passes the limit. A client that reaches half of its limit is
 counted synchronously from then on (every request written before the answer), so near the limit
 the count is exact across processes; below it, other processes' counts lag by at most
 ``flush_seconds``. Counts only grow within a window, so a process that has seen a client over
@@ -18,7 +18,6 @@ its limit refuses it for the rest of the window without asking the database agai
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.models import RateLimitCounter
+from engine.storage.models import RateLimitCounter
 
 _table = RateLimitCounter.__table__
 log = logging.getLogger(__name__)
@@ -43,12 +42,6 @@ class Limit:
 
     def key(self, client: str, now: float) -> Key:
         return (self.bucket, client[:64], int(now // self.window_seconds))
-
-
-def limit_from_env(bucket: str, default_per_minute: int) -> Limit:
-    """SURATDESA_RATE_<BUCKET> requests per minute (e.g. SURATDESA_RATE_V=120)."""
-    value = os.environ.get(f"SURATDESA_RATE_{bucket.upper()}")
-    return Limit(bucket, int(value) if value else default_per_minute, 60)
 
 
 def _add(conn: Connection, key: Key, delta: int, keep: int = 1) -> int:
@@ -84,7 +77,7 @@ class SlidingWindow:
     """Counts over the last ``slots`` slots of ``slot_seconds`` each (a sliding window of
     slots x slot_seconds): each count lands in the slot of its time, and a read sums the slots
     still inside the window, so old counts drop out by themselves. Counted exactly (one upsert
-    per count), for rare events such as failed sign-ins (engine.auth)."""
+    per count), for rare events such as failed sign-ins (engine.people.auth)."""
 
     bucket: str
     slot_seconds: int

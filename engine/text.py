@@ -9,7 +9,7 @@ Refused, with an Indonesian reason naming the character:
 - noncharacters (U+FFFE, U+FFFF and friends), which have no meaning in text.
 
 A separate question is whether the letter's embedded fonts can print a character at all: see
-:func:`unprintable_problem` and ``engine.render.unprintable``.
+:func:`unprintable_problem` and ``engine.letters.pdf_fonts.unprintable``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, SuratDesaError
 
 # Large enough for any reason or note a village office writes, small enough for any column.
 DEFAULT_MAX_LENGTH = 2000
 
 
-class TextProblem(ValueError):
+class TextProblem(SuratDesaError, ValueError):
     """`str(problem)` is the Indonesian reason, fit to show beside the field."""
 
 
@@ -97,7 +97,9 @@ def unprintable_problem(text: str) -> str | None:
     written in Indonesian with Latin script; the registry's names are Latin; a CJK or emoji font
     would add megabytes to every signed PDF and to the archive. Refusing is honest: before, such
     characters silently vanished from a signed, certified letter."""
-    from engine.render import unprintable  # the fonts' coverage is the renderer's knowledge
+    from engine.letters.pdf_fonts import (
+        unprintable,  # the fonts' coverage is the renderer's knowledge
+    )
 
     missing = unprintable(text)
     if not missing:

@@ -1,12 +1,12 @@
-"""Sign-in state for the staff app: a server-side session (engine.sessions) whose random id is
-the only thing the cookie carries (signed with itsdangerous, so a forged value is refused before
-any database look-up). Sign-out, a password change and disabling the account end the session
-row, so a copied cookie stops working at once. The CSRF token is derived from the session id
+"""Sign-in state for the staff app: a server-side session (engine.people.sessions) whose random id
+is the only thing the cookie carries (signed with itsdangerous, so a forged value is refused before
+any database look-up). Sign-out, a password change and disabling the account end the session row, so
+a copied cookie stops working at once. The CSRF token is derived from the session id
 (HMAC with the secret key): nothing is kept in the process, so any app process can serve any
 request.
 
 Password hashing (argon2) never runs on the event loop: `password_work` runs it on a small
-thread pool of its own, at a lower CPU priority, and engine.users caps how many hashes run at
+thread pool of its own, at a lower CPU priority, and engine.people.users caps how many hashes run at
 once, so a burst of sign-ins neither blocks the loop nor takes the worker threads or the CPU the
 other pages need."""
 
@@ -30,10 +30,10 @@ from urllib.parse import quote
 from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from engine import sessions
 from engine.config import _dev_secret_key
-from engine.db import transaction
-from engine.users import Actor
+from engine.people import sessions
+from engine.people.users import Actor
+from engine.storage.db import transaction
 
 SESSION_COOKIE = "sd_session"
 PRE_COOKIE = "sd_csrf"  # double-submit token for the sign-in form
@@ -57,7 +57,7 @@ _password_pool = ThreadPoolExecutor(
 
 
 async def password_work(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run blocking, CPU-heavy password work (engine.auth) off the event loop."""
+    """Run blocking, CPU-heavy password work (engine.people.auth) off the event loop."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_password_pool, partial(fn, *args, **kwargs))
 

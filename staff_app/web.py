@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from staff_app.routes import router
+from staff_app.views import router
 
 STATIC = Path(__file__).parent / "static"
 

@@ -19,13 +19,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import install_error_handlers, router
 from engine.config import Settings
+from engine.services import Services
 from staff_app.web import install as install_staff_app
 from suratdesa import security
-from suratdesa.api import install_error_handlers, router
 from suratdesa.body_limit import BodySizeLimit
 from suratdesa.security import docs_csp
-from suratdesa.services import Services
 from verify_portal.app import router as portal_router
 
 
@@ -53,13 +53,14 @@ def mount_api_docs(app: FastAPI) -> None:
 log = logging.getLogger("suratdesa.audit")
 # The automatic audit checkpoint: every app process looks every CHECKPOINT_POLL (with jitter, so
 # processes started together do not knock at once) and makes one when the newest is older than
-# Settings.audit_checkpoint_hours. engine.audit.ensure_checkpoint makes that safe to race.
+# Settings.audit_checkpoint_hours. engine.storage.audit_checkpoints.ensure_checkpoint makes that
+# safe to race.
 CHECKPOINT_FIRST_DELAY = (30.0, 120.0)  # seconds after start-up, drawn at random
 CHECKPOINT_POLL = 15 * 60.0
 
 
 async def audit_checkpoint_loop(services: Services, hours: float) -> None:
-    from engine.audit import ensure_checkpoint
+    from engine.storage.audit_checkpoints import ensure_checkpoint
 
     await asyncio.sleep(random.uniform(*CHECKPOINT_FIRST_DELAY))
     while True:

@@ -20,10 +20,10 @@ from sqlalchemy.engine import make_url
 
 from engine.bootstrap import DEMO_PASSPHRASE, DemoLogins, seed_demo
 from engine.config import PROJECT_ROOT, Settings
-from engine.db import session_factory, transaction
-from engine.migrate import upgrade
-from engine.pki import init_pki
-from suratdesa.services import Services
+from engine.services import Services
+from engine.storage.db import session_factory, transaction
+from engine.storage.migrate import upgrade
+from engine.trust.pki import init_pki
 
 PG_URL = os.environ.get("SURATDESA_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI") == "true"

@@ -16,7 +16,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 from pyhanko_certvalidator import ValidationContext
 
 from engine.bootstrap import DemoLogins
-from engine.pki import load_root_ca
+from engine.trust.pki import load_root_ca
 from tests.conftest import require_tool
 
 GROGOL = "33.11.01.2001"
@@ -92,6 +92,82 @@ LETTERS = {
             "birth_date": "2026-11-25",
             "birth_time": "08:15",
             "birth_place": "Puskesmas Weru",
+        },
+    ),
+    "surat-keterangan-domisili": lambda n: (
+        {"applicant": n[0]},
+        {
+            "alamat_domisili": "Dusun Krajan RT 002 RW 001",
+            "domisili_sejak": "2015-03-01",
+            "pengantar_rt": "07/RT.002/XI/2026",
+            "keperluan": "Pembukaan rekening bank",
+        },
+    ),
+    "surat-keterangan-tidak-mampu": lambda n: (
+        {"head_of_family": n[0], "member_1": n[1], "member_2": n[2]},
+        {
+            "no_kk": "3311010101000001",
+            "hubungan_1": "Istri",
+            "hubungan_2": "Anak",
+            "status_dtks": "Terdaftar dalam DTKS",
+            "id_dtks": "DTKS-3311-000123",
+            "penghasilan_bulanan": 1200000,
+            "jumlah_tanggungan": 3,
+            "keperluan": "Keringanan biaya rawat inap",
+        },
+    ),
+    "surat-keterangan-usaha": lambda n: (
+        {"applicant": n[2]},
+        {
+            "nama_usaha": "Warung Makan Sederhana",
+            "jenis_usaha": "Kuliner",
+            "alamat_usaha": "Dusun Contoh 2",
+            "tahun_mulai": 2018,
+            "status_tempat": "Milik sendiri",
+            "keperluan": "Pengajuan Kredit Usaha Rakyat",
+        },
+    ),
+    "surat-pengantar-skck": lambda n: (
+        {"applicant": n[0]},
+        {"tujuan": "Polsek", "keperluan": "Melamar pekerjaan"},
+    ),
+    "surat-keterangan-pindah": lambda n: (
+        {"applicant": n[0], "member_1": n[1], "member_2": n[3]},
+        {
+            "no_kk": "3311010101000001",
+            "alamat_tujuan": "Jalan Melati 12 RT 003 RW 004",
+            "desa_tujuan": "Caturtunggal",
+            "kecamatan_tujuan": "Depok",
+            "kabupaten_tujuan": "Sleman",
+            "provinsi_tujuan": "DI Yogyakarta",
+            "klasifikasi_pindah": "Antar provinsi",
+            "jenis_kepindahan": "Kepala keluarga dan sebagian anggota keluarga",
+            "alasan_pindah": "Pekerjaan",
+            "hubungan_1": "Istri",
+            "hubungan_2": "Anak",
+        },
+    ),
+    "surat-keterangan-penghasilan": lambda n: (
+        {"applicant": n[0], "child": n[3]},
+        {
+            "sumber_penghasilan": "Buruh tani",
+            "penghasilan_bulanan": 2500000,
+            "jumlah_tanggungan": 2,
+            "keperluan": "Pendaftaran beasiswa sekolah",
+        },
+    ),
+    "surat-keterangan-belum-menikah": lambda n: (
+        {"applicant": n[1]},
+        {"keperluan": "Persyaratan melamar pekerjaan"},
+    ),
+    "surat-keterangan-beda-identitas": lambda n: (
+        {"applicant": n[2]},
+        {
+            "dokumen": "Ijazah SD",
+            "nomor_dokumen": "DN-03 Dd 0123456",
+            "data_berbeda": "Nama",
+            "nama_di_dokumen": "Slamet Riyadi",
+            "keperluan": "Pengurusan paspor",
         },
     ),
 }

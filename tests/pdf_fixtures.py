@@ -1,4 +1,4 @@
-"""Small real PDFs for the signing and verification tests (fpdf2, no engine.render)."""
+"""Small real PDFs for the signing and verification tests (fpdf2, no engine.letters.render)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ PASSPHRASE = "rahasia-desa-123"
 
 def issue_test_signer(keys_dir, *, valid_days: int = 730):
     """A Kepala Desa certificate from the PKI in keys_dir (init_pki must have run)."""
-    from engine.pki import issue_signer
+    from engine.trust.pki import issue_signer
 
     return issue_signer(
         keys_dir,
@@ -50,7 +50,7 @@ def validate_letter(pdf: bytes, keys_dir):
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
 
-    from engine import pki
+    from engine.trust import pki
 
     roots = [
         asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))

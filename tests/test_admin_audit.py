@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from engine.bootstrap import DEMO_ACTOR
 from engine.dates import today_wib
-from engine.db import session_factory, transaction
-from engine.letter_requests import act, create_request
-from engine.models import ActingAssignment, AuditEvent, Letter, SignerCertificate, User
-from engine.users import Actor, get_user
+from engine.people.users import Actor, get_user
+from engine.requests.letter_requests import act, create_request
+from engine.storage.db import session_factory, transaction
+from engine.storage.models import ActingAssignment, AuditEvent, Letter, SignerCertificate, User
 from suratdesa.cli import main
 from suratdesa.web import create_app
 from tests.test_staff_app import P, csrf_of, sign_in

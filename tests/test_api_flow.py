@@ -7,9 +7,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from engine.dates import roman_month, today_wib
-from engine.db import transaction
-from engine.models import AuditEvent, Letter, NumberSequence, Resident
-from engine.seal import local_keys, parse_qr, verify_seal
+from engine.storage.db import transaction
+from engine.storage.models import AuditEvent, Letter, NumberSequence, Resident
+from engine.trust.seal import local_keys, parse_qr, verify_seal
 from suratdesa.web import create_app
 from tests.letters import (
     GROGOL,
@@ -45,7 +45,7 @@ CLASSIFICATIONS = {
 }
 
 
-@pytest.mark.parametrize("workflow_id", sorted(LETTERS))
+@pytest.mark.parametrize("workflow_id", sorted(CLASSIFICATIONS))  # the rest: test_letter_catalogue
 def test_each_letter_type_from_nik_to_verified_letter(
     workflow_id, staff, logins, settings, passphrase, tmp_path
 ):

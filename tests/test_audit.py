@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from engine import audit
-from engine.audit import verify_chain
-from engine.db import transaction
+from engine.storage import audit
+from engine.storage.audit import verify_chain
+from engine.storage.db import transaction
 
 
 def _append_some(services, n: int = 3) -> None:

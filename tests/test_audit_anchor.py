@@ -22,25 +22,24 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from engine import audit
 from engine.aio import run_sync
-from engine.audit import (
-    GENESIS_HASH,
+from engine.config import PROJECT_ROOT, Settings
+from engine.storage import audit, audit_checkpoints
+from engine.storage.audit import GENESIS_HASH, verify_chain
+from engine.storage.audit_checkpoints import (
     AuditError,
     checkpoint_name,
     ensure_checkpoint,
     list_checkpoints,
     make_checkpoint,
-    verify_chain,
     verify_log,
     wib,
 )
-from engine.config import PROJECT_ROOT, Settings
-from engine.db import session_factory, transaction
-from engine.models import AuditEvent
-from engine.pki import init_pki, load_seal_key
-from engine.signing import make_timestamper
+from engine.storage.db import session_factory, transaction
+from engine.storage.models import AuditEvent
 from engine.timeutil import now_utc
+from engine.trust.pki import init_pki, load_seal_key
+from engine.trust.signing import make_timestamper
 
 
 @pytest.fixture
@@ -292,7 +291,9 @@ def test_a_tampered_checkpoint_file_is_reported(anchored, factory, tmp_path):
     # 2. re-signed with another key the server holds (the QR seal key)
     restore()
     body = json.loads(original)["checkpoint"]
-    forged = load_seal_key(anchored.keys_dir).sign(audit._json(body), ec.ECDSA(hashes.SHA256()))
+    forged = load_seal_key(anchored.keys_dir).sign(
+        audit_checkpoints._json(body), ec.ECDSA(hashes.SHA256())
+    )
     _rewrite(cp.path, lambda d: d["signature"].update(value=base64.b64encode(forged).decode()))
     report = verify_log(factory, anchored)
     assert not report.ok and "signature does not match" in report.problems[0]

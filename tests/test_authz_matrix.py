@@ -11,12 +11,14 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from engine import acting, attachments, batches
+from engine import attachments
 from engine.dates import today_wib
-from engine.db import transaction
-from engine.letter_requests import act, create_request
-from engine.users import Actor, get_user
-from staff_app.routes import router
+from engine.people import acting
+from engine.people.users import Actor, get_user
+from engine.requests import batches
+from engine.requests.letter_requests import act, create_request
+from engine.storage.db import transaction
+from staff_app.views import router
 from suratdesa.web import create_app
 from tests.test_staff_app import csrf_of, sign_in
 

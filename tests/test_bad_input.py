@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from engine.db import transaction
-from engine.models import LetterRequest, Resident
+from engine.storage.db import transaction
+from engine.storage.models import LetterRequest, Resident
 from suratdesa.body_limit import FORM_LIMIT
 from suratdesa.web import create_app
 from tests.letters import GROGOL, Staff

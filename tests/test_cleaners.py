@@ -1,7 +1,7 @@
-"""Hypothesis over the engine's input cleaners: the one text rule (engine.text), the fonts'
-coverage (engine.render.unprintable), workflow field cleaning, and the archive's query, cursor
-and CSV cell rules. Whatever the input, a cleaner answers with a clean value or its own refusal;
-never another exception, never a value that breaks storage or the letter."""
+"""Hypothesis over the engine's input cleaners: the one text rule (engine.text), the fonts' coverage
+(engine.letters.pdf_fonts.unprintable), workflow field cleaning, and the archive's query, cursor and
+CSV cell rules. Whatever the input, a cleaner answers with a clean value or its own refusal; never
+another exception, never a value that breaks storage or the letter."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import archive
 from engine.config import PROJECT_ROOT
 from engine.errors import InvalidInput
-from engine.render import _FONT_FILES, _load_font, printable_codepoints, unprintable
+from engine.letters import archive
+from engine.letters.pdf_fonts import _FONT_FILES, _load_font, printable_codepoints, unprintable
+from engine.requests.workflows import FieldErrors, load_workflows
 from engine.text import TextProblem, clean_text, forbidden_char, text_problem
-from engine.workflows import FieldErrors, load_workflows
 
 BOUNDED = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 SPECS = load_workflows(PROJECT_ROOT / "workflows")

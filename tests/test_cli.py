@@ -65,9 +65,9 @@ def test_audit_verify_on_a_database(settings):
 
 def test_new_head_gets_a_key_and_token_from_the_cli(settings, tmp_path):
     """An admin enrols a new village head: account, signing key (passphrase from stdin), token."""
-    from engine.db import session_factory, transaction
-    from engine.signing import WrongPassphrase, load_signer
-    from engine.users import actor_for_token, get_user
+    from engine.people.users import actor_for_token, get_user
+    from engine.storage.db import session_factory, transaction
+    from engine.trust.signing import WrongPassphrase, load_signer
 
     env = {
         "SURATDESA_DATABASE_URL": settings.database_url,

@@ -28,8 +28,8 @@ from pyhanko.sign import fields
 from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
-from engine import pki, signing
 from engine.config import PROJECT_ROOT
+from engine.trust import pki, signing
 from suratdesa.web import create_app
 from tests.letters import LETTERS, Staff, issue
 

@@ -1,4 +1,4 @@
-"""Signer keys on a PKCS#11 token (engine.hsm), against a throw-away SoftHSM2 token."""
+"""Signer keys on a PKCS#11 token (engine.trust.hsm), against a throw-away SoftHSM2 token."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pkcs11 import Attribute, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, SessionHandleInvalid
 from pyhanko.sign.pkcs11 import PKCS11Signer
 
-from engine import hsm, pki, signing
+from engine.trust import hsm, pki, signing
 from tests.pdf_fixtures import assert_certified_by, one_page_pdf
 from tests.softhsm import MODULE, PIN, softhsm_token
 

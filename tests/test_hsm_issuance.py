@@ -11,14 +11,14 @@ from cryptography import x509
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine import batches
 from engine.bootstrap import enroll_hsm
 from engine.config import PROJECT_ROOT
-from engine.db import transaction
-from engine.hsm import TokenBusy
-from engine.models import AuditEvent, Letter, NumberSequence, User
-from engine.users import Actor, get_user
-from suratdesa.services import Services
+from engine.people.users import Actor, get_user
+from engine.requests import batches
+from engine.services import Services
+from engine.storage.db import transaction
+from engine.storage.models import AuditEvent, Letter, NumberSequence, User
+from engine.trust.hsm import TokenBusy
 from suratdesa.web import create_app
 from tests.letters import GROGOL, Staff, assert_certified_and_timestamped, validate_signed_pdf
 from tests.softhsm import MODULE, PIN, softhsm_token

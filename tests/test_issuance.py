@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from engine.db import transaction
 from engine.errors import Conflict
-from engine.letter_requests import create_request, load_for_actor, move
-from engine.models import Letter, LetterRequest, NumberSequence, User
-from engine.users import Actor
+from engine.people.users import Actor
+from engine.requests.letter_requests import create_request, load_for_actor, move
+from engine.storage.db import transaction
+from engine.storage.models import Letter, LetterRequest, NumberSequence, User
 from tests.letters import GROGOL, KENEP
 
 
@@ -123,9 +123,9 @@ def test_a_crash_mid_issue_leaves_no_letter_and_no_burned_number(
         raise RuntimeError(f"simulated failure in {stage}")
 
     if stage == "render":
-        monkeypatch.setattr("engine.issuance.render_letter", boom)
+        monkeypatch.setattr("engine.letters.issuance.render_letter", boom)
     elif stage == "sign":
-        monkeypatch.setattr("engine.issuance.sign_letter", boom)
+        monkeypatch.setattr("engine.letters.issuance.sign_letter", boom)
     else:
         services.issuer.before_store = boom
     with pytest.raises(RuntimeError, match="simulated"):

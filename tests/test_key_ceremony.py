@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from engine import pki, signing
 from engine.config import PROJECT_ROOT
+from engine.trust import pki, signing
 from suratdesa.cli import main
 from tests.conftest import require_tool
 from tests.pdf_fixtures import PASSPHRASE, assert_certified_by, issue_test_signer, one_page_pdf
@@ -205,7 +205,7 @@ def test_letter_signed_under_the_ceremony_pki_validates(ceremony):
         pki.build_crl(server, [(bundle.serial, signer.cert.not_valid_before_utc)])
     )
     assert crl.is_signature_valid(pki.load_issuing_ca(server).public_key())
-    from engine.seal import build_key_list, load_key_list
+    from engine.trust.seal import build_key_list, load_key_list
 
     assert load_key_list(build_key_list(server), [pki.load_root_ca(server)])
 
@@ -392,7 +392,7 @@ def test_tampered_pkcs12_is_refused(bundle, ceremony):
 
 def test_non_ascii_passphrase_round_trips(ceremony):
     """The MAC key derivation encodes the passphrase as OpenSSL and cryptography do."""
-    from engine.pki import issue_signer
+    from engine.trust.pki import issue_signer
 
     phrase = "Kata sandi dé Ñgadirejo ꦱꦸꦫꦠ꧀"  # Latin-1 and Javanese script (BMP)
     b = issue_signer(

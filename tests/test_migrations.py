@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine.db import session_factory
-from engine.models import Base
+from engine.storage.db import session_factory
+from engine.storage.models import Base
 
 
 def test_models_and_migrations_agree(db_url):

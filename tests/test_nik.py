@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from engine.nik import NikError, check_nik_matches, make_nik, mask_nik, parse_nik
+from engine.people.nik import NikError, check_nik_matches, make_nik, mask_nik, parse_nik
 
 TODAY = date(2026, 11, 20)
 

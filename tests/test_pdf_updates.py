@@ -1,4 +1,4 @@
-"""engine.pdf_updates: what may follow the bytes of an issued letter, read by our own strict
+"""engine.trust.pdf_updates: what may follow the bytes of an issued letter, read by our own strict
 reader. Hand-written updates probe the reader itself (the forgery tests in test_forgeries.py
 cover whole attacks through every face)."""
 
@@ -12,8 +12,8 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import PdfTimeStamper
 
-from engine import pki, signing
-from engine.pdf_updates import UpdateRefused, check_updates
+from engine.trust import pki, signing
+from engine.trust.pdf_updates import UpdateRefused, check_updates
 from tests.pdf_fixtures import PASSPHRASE, issue_test_signer, one_page_pdf
 
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from engine import pki
+from engine.trust import pki
 from tests.pdf_fixtures import PASSPHRASE, issue_test_signer
 
 
@@ -84,7 +84,7 @@ def test_root_key_left_by_an_older_version_is_moved_out(tmp_path):
     csr = pki.load_csr(
         x509.CertificateSigningRequestBuilder()
         .subject_name(pki.load_issuing_ca(keys).subject)
-        .sign(pki._new_key(), hashes.SHA256())
+        .sign(pki.new_key(), hashes.SHA256())
         .public_bytes(serialization.Encoding.PEM)
     )
     pki.sign_issuing_csr(root_dir, csr).verify_directly_issued_by(pki.load_root_ca(keys))

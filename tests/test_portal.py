@@ -6,14 +6,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from engine.config import PROJECT_ROOT
-from engine.db import transaction
-from engine.models import RateLimitCounter
+from engine.storage.db import transaction
+from engine.storage.models import RateLimitCounter
 from suratdesa.web import create_app
 from tests.letters import decode_qr
 from tests.test_tamper import issue_letter
@@ -40,12 +41,12 @@ def shared_count(services, client: str) -> int:
 
 
 @pytest.fixture
-def small_limit(monkeypatch):
-    monkeypatch.setenv("SURATDESA_RATE_V", "3")
+def small_limit(settings):
+    return replace(settings, rate_v_per_minute=3)
 
 
-def test_fourth_scan_in_the_window_is_refused_in_indonesian(settings, small_limit):
-    app = create_app(settings)
+def test_fourth_scan_in_the_window_is_refused_in_indonesian(small_limit):
+    app = create_app(small_limit)
     one, other = client_at(app, "10.0.0.1"), client_at(app, "10.0.0.2")
     assert [scan(one) for _ in range(3)] == [404, 404, 404]
     r = one.get(f"/v/{CODE}")
@@ -56,8 +57,11 @@ def test_fourth_scan_in_the_window_is_refused_in_indonesian(settings, small_limi
     assert scan(other) == 404  # another address is not affected
 
 
-def test_the_limit_is_shared_by_two_app_processes(settings, services, small_limit):
-    first, second = create_app(settings), create_app(settings)  # two processes' worth of state
+def test_the_limit_is_shared_by_two_app_processes(services, small_limit):
+    first, second = (
+        create_app(small_limit),
+        create_app(small_limit),
+    )  # two processes' worth of state
     a, b = client_at(first, "10.0.0.7"), client_at(second, "10.0.0.7")
     assert [scan(a), scan(a), scan(b)] == [404, 404, 404]
     assert scan(b) == 429  # the 4th request from this address, counted across both apps
@@ -66,8 +70,8 @@ def test_the_limit_is_shared_by_two_app_processes(settings, services, small_limi
     assert shared_count(services, "10.0.0.7") >= 4
 
 
-def test_buffered_counts_reach_the_other_process(settings, services, monkeypatch):
-    monkeypatch.setenv("SURATDESA_RATE_V", "10")
+def test_buffered_counts_reach_the_other_process(settings, services):
+    settings = replace(settings, rate_v_per_minute=10)
     first, second = create_app(settings), create_app(settings)
     a, b = client_at(first, "10.0.0.9"), client_at(second, "10.0.0.9")
     assert [scan(a) for _ in range(4)] == [404] * 4  # under half the limit: buffered
@@ -78,9 +82,8 @@ def test_buffered_counts_reach_the_other_process(settings, services, monkeypatch
     assert scan(b) == 429
 
 
-def test_the_flusher_writes_buffered_counts_by_itself(settings, services, monkeypatch):
-    monkeypatch.setenv("SURATDESA_RATE_V", "100")
-    app = create_app(settings)
+def test_the_flusher_writes_buffered_counts_by_itself(settings, services):
+    app = create_app(replace(settings, rate_v_per_minute=100))
     assert scan(client_at(app, "10.0.0.10")) == 404
     deadline = time.monotonic() + 30  # liveness, not speed: the flusher runs every second
     while shared_count(services, "10.0.0.10") == 0 and time.monotonic() < deadline:

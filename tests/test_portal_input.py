@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import copy_into_new_writer
 
-from engine import pki, signing
+from engine.trust import pki, signing
 from suratdesa.web import create_app
 from tests.pdf_fixtures import PASSPHRASE, issue_test_signer, one_page_pdf
 from tests.test_tamper import issue_letter

@@ -14,8 +14,8 @@ import zxingcpp
 
 from engine.config import PROJECT_ROOT
 from engine.dates import format_jam, format_tanggal, nama_hari, roman_month
-from engine.qr import qr_png
-from engine.render import (
+from engine.letters.qr import qr_png
+from engine.letters.render import (
     LetterContent,
     Person,
     SignerInfo,
@@ -379,9 +379,9 @@ def test_qr_png_decodes() -> None:
 def test_qr_modules_stay_at_least_0_4_mm_with_a_long_url_and_name() -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from engine.qr import qr_matrix
-    from engine.render import QR_MAX_MM, qr_print_size
-    from engine.seal import SealFields, make_seal, qr_text
+    from engine.letters.layout import QR_MAX_MM, qr_print_size
+    from engine.letters.qr import qr_matrix
+    from engine.trust.seal import SealFields, make_seal, qr_text
 
     name = "Raden Mas Bagus Tri Wahyu Kusumaningrat Hadiningrat Soerjosoemarno"
     content = replace(LETTERS["umum"], subjects={"applicant": replace(BUDI, name=name)})
@@ -419,7 +419,7 @@ def test_qr_modules_stay_at_least_0_4_mm_with_a_long_url_and_name() -> None:
 
 
 def test_a_qr_too_dense_to_print_legibly_is_refused() -> None:
-    from engine.render import qr_print_size
+    from engine.letters.layout import qr_print_size
 
     assert qr_print_size("HTTPS://X.GO.ID/V/ABC", 28) == 28  # small QRs keep the template size
     with pytest.raises(ValueError, match="SURATDESA_PUBLIC_URL"):

@@ -1,4 +1,4 @@
-"""One rule for who may look up which resident (engine.residents.lookup_for /
+"""One rule for who may look up which resident (engine.people.residents.lookup_for /
 lookup_subject_for), applied by the staff app's live NIK look-up and the JSON API alike: staff
 read their own village's residents; a resident of another village answers like an unknown NIK,
 with nothing personal."""
@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from engine.dates import format_tanggal
-from engine.db import transaction
 from engine.errors import NotFound
-from engine.models import Resident, User
-from engine.residents import ELSEWHERE, lookup_for
-from engine.users import Actor
+from engine.people.residents import ELSEWHERE, lookup_for
+from engine.people.users import Actor
+from engine.storage.db import transaction
+from engine.storage.models import Resident, User
 from suratdesa.web import create_app
 from tests.letters import GROGOL, KENEP, Staff
 from tests.test_staff_app import P, sign_in

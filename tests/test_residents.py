@@ -8,10 +8,10 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from engine.db import transaction
-from engine.models import Resident
-from engine.nik import make_nik
-from engine.residents import CSV_COLUMNS, import_csv
+from engine.people.nik import make_nik
+from engine.people.residents import CSV_COLUMNS, import_csv
+from engine.storage.db import transaction
+from engine.storage.models import Resident
 
 HEADER = ",".join(CSV_COLUMNS)
 VILLAGE = "33.11.01.2002"  # Karangtengah: no demo residents there

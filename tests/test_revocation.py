@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine.audit import verify_chain
-from engine.db import transaction
-from engine.models import AuditEvent, Letter
+from engine.storage.audit import verify_chain
+from engine.storage.db import transaction
+from engine.storage.models import AuditEvent, Letter
 from suratdesa.web import create_app
 from tests.letters import Staff
 from tests.test_tamper import issue_letter

@@ -7,8 +7,8 @@ import qrcode
 from fastapi.testclient import TestClient
 from qrcode.constants import ERROR_CORRECT_M
 
-from engine import pki
-from engine.seal import SealError, load_key_list, parse_qr, verify_seal
+from engine.trust import pki
+from engine.trust.seal import SealError, load_key_list, parse_qr, verify_seal
 from suratdesa.web import create_app
 from tests.letters import decode_qr
 from tests.test_tamper import issue_letter
@@ -48,7 +48,7 @@ def test_qr_carries_a_verifiable_seal_and_stays_printable(settings, logins, pass
 
 
 def test_key_list_from_another_ca_is_refused(settings, tmp_path):
-    from engine.seal import build_key_list
+    from engine.trust.seal import build_key_list
 
     pki.init_pki(tmp_path)
     try:

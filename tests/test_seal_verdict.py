@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from engine import pki
 from engine.config import PROJECT_ROOT
-from engine.db import transaction
-from engine.models import Letter, Resident
-from engine.seal import (
+from engine.requests.workflows import WorkflowError, load_workflow
+from engine.storage.db import transaction
+from engine.storage.models import Letter, Resident
+from engine.trust import pki
+from engine.trust.seal import (
     P256_ORDER,
     PROTECTED_ES256,
     SealFields,
@@ -30,7 +31,6 @@ from engine.seal import (
     qr_text,
     seal_facts,
 )
-from engine.workflows import WorkflowError, load_workflow
 from suratdesa.cli import main as cli_main
 from suratdesa.web import create_app
 from tests.letters import GROGOL, Staff, decode_qr

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from engine.bootstrap import DEMO_PASSWORD
 from engine.config import PROJECT_ROOT, parse_trusted_proxies
-from engine.db import transaction
-from engine.models import RateLimitCounter
+from engine.storage.db import transaction
+from engine.storage.models import RateLimitCounter
 from suratdesa.web import create_app
 
 P = "/staf"
@@ -117,10 +117,9 @@ def test_forwarded_for_honoured_from_a_configured_proxy(services):
     assert addr_clients(services) == {"198.51.100.7", "192.0.2.50"}
 
 
-def test_portal_rate_limit_counts_the_real_peer(services, monkeypatch):
+def test_portal_rate_limit_counts_the_real_peer(services):
     """The public QR page's per-address limit: a spoofed header does not give a fresh budget."""
-    monkeypatch.setenv("SURATDESA_RATE_V", "3")
-    app = create_app(services.settings)
+    app = create_app(replace(services.settings, rate_v_per_minute=3))
     client = TestClient(app, client=("203.0.113.20", 40000))
     codes = [
         client.get("/v/" + "A" * 32, headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from engine.bootstrap import DEMO_PASSWORD
 from engine.config import _dev_secret_key
-from engine.db import transaction
-from engine.models import StaffSession
-from engine.users import Actor, disable_user, get_user, issue_token
+from engine.people.users import Actor, disable_user, get_user, issue_token
+from engine.storage.db import transaction
+from engine.storage.models import StaffSession
 from suratdesa.web import create_app
 
 P = "/staf"

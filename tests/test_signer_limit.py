@@ -1,4 +1,4 @@
-"""The per-signer limit on wrong signing passphrases (engine.signer_limit via Issuer.unlock):
+"""The per-signer limit on wrong signing passphrases (engine.trust.signer_limit via Issuer.unlock):
 a growing wait, then a lock that only the regency admin lifts; every wrong try, the lock and the
 unlock are audit events; the signer is told what is left."""
 
@@ -12,14 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from engine import signer_limit
-from engine.db import transaction
 from engine.errors import Forbidden
-from engine.models import AuditEvent, SignerLock, User
-from engine.signer_limit import MAX_FAILURES, SignerLocked, SignTooSoon
-from engine.signing import WrongPassphrase
+from engine.people.users import Actor
+from engine.storage.db import transaction
+from engine.storage.models import AuditEvent, SignerLock, User
 from engine.timeutil import now_utc
-from engine.users import Actor
+from engine.trust import signer_limit
+from engine.trust.signer_limit import MAX_FAILURES, SignerLocked, SignTooSoon
+from engine.trust.signing import WrongPassphrase
 from suratdesa.web import create_app
 from tests.letters import GROGOL, LETTERS, Staff
 from tests.test_admin_audit import chain_intact, cli  # noqa: F401 - fixtures

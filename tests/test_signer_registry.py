@@ -14,11 +14,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from engine.bootstrap import DEMO_PASSWORD, enroll_signer
-from engine.db import session_factory, transaction
 from engine.errors import HeadSignerExists
-from engine.migrate import alembic_config
-from engine.models import RevokedCertificate, SignerCertificate, User
-from engine.users import Actor, create_user, disable_user, get_user
+from engine.people.users import Actor, create_user, disable_user, get_user
+from engine.storage.db import session_factory, transaction
+from engine.storage.migrate import alembic_config
+from engine.storage.models import RevokedCertificate, SignerCertificate, User
 from suratdesa.cli import main
 from suratdesa.web import create_app
 from tests.test_staff_app import P, csrf_of, sign_in

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from engine import auth
 from engine.bootstrap import DEMO_PASSWORD
-from engine.db import transaction
-from engine.models import RateLimitCounter
+from engine.people import auth
+from engine.storage.db import transaction
+from engine.storage.models import RateLimitCounter
 from suratdesa.web import create_app
 
 P = "/staf"

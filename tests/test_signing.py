@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from pyhanko.sign.fields import MDPPerm
 
-from engine import pki, signing
+from engine.trust import pki, signing
 from tests.conftest import require_tool
 from tests.pdf_fixtures import (
     PASSPHRASE,

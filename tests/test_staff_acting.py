@@ -9,15 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from engine import acting
 from engine.bootstrap import enroll_signer
 from engine.dates import WIB
-from engine.db import transaction
 from engine.errors import Forbidden
-from engine.issuance import Issuer
-from engine.letter_requests import act, create_request
-from engine.models import Letter
-from engine.users import Actor, get_user
+from engine.letters.issuance import Issuer
+from engine.people import acting
+from engine.people.users import Actor, get_user
+from engine.requests.letter_requests import act, create_request
+from engine.storage.db import transaction
+from engine.storage.models import Letter
 from suratdesa.web import create_app
 from tests.letters import GROGOL, pdf_text
 from tests.test_staff_app import P, client_for, csrf_of, page_csrf, sign_in, wait_batch

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import attachments
-from engine.db import transaction
-from engine.models import Attachment, LetterRequest
+from engine.storage.db import transaction
+from engine.storage.models import Attachment, LetterRequest
 from suratdesa.web import create_app
 from tests.letters import GROGOL
 from tests.test_staff_app import P, page_csrf, sign_in

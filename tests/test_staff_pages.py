@@ -9,11 +9,11 @@ from datetime import date
 
 import pytest
 
-from engine.db import transaction
-from engine.letter_requests import act, create_request
-from engine.models import Resident
-from engine.nik import make_nik
-from engine.users import Actor, get_user
+from engine.people.nik import make_nik
+from engine.people.users import Actor, get_user
+from engine.requests.letter_requests import act, create_request
+from engine.storage.db import transaction
+from engine.storage.models import Resident
 from suratdesa.web import create_app
 from tests.letters import GROGOL, pdf_text
 from tests.test_staff_app import DEMO_PASSWORD, P, client_for, csrf_of, page_csrf, sign_in

@@ -6,8 +6,8 @@ import pytest
 
 from engine.config import PROJECT_ROOT
 from engine.errors import Conflict, Forbidden, InvalidInput
-from engine.statemachine import available_actions, transition
-from engine.workflows import load_workflows
+from engine.requests.statemachine import available_actions, transition
+from engine.requests.workflows import load_workflows
 
 SPECS = load_workflows(PROJECT_ROOT / "workflows")
 UMUM = SPECS["surat-keterangan-umum"]

@@ -15,7 +15,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers import PdfTimeStamper
 
-from engine import pki, signing
+from engine.trust import pki, signing
 from suratdesa.web import create_app
 from tests.letters import GROGOL, Staff
 from tests.pdf_fixtures import PASSPHRASE, issue_test_signer

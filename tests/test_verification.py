@@ -13,8 +13,8 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
-from engine import pki, signing
-from engine.verification import (
+from engine.trust import pki, signing
+from engine.trust.verification import (
     INVALID,
     REVOKED,
     UNKNOWN,

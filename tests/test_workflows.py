@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import PROJECT_ROOT
-from engine.workflows import (
+from engine.requests.workflows import (
     FieldErrors,
     WorkflowError,
     WorkflowErrors,

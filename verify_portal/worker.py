@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
 
-from engine.verification import INVALID, CryptoOk, Verdict, crypto_check
+from engine.config import Settings
+from engine.trust.verification import INVALID, CryptoOk, Verdict, crypto_check
 
-TIMEOUT_S = float(os.environ.get("SURATDESA_VERIFY_TIMEOUT", "20"))
-MEMORY_BYTES = int(os.environ.get("SURATDESA_VERIFY_MEMORY_MB", "1024")) * 1024 * 1024
-WORKERS = int(os.environ.get("SURATDESA_VERIFY_WORKERS", "2"))
 QUEUE_WAIT_S = 30.0
 
 
@@ -54,7 +52,7 @@ class _Worker:
 
 class VerifyPool:
     def __init__(
-        self, size: int = WORKERS, timeout: float = TIMEOUT_S, memory_bytes: int = MEMORY_BYTES
+        self, size: int = 2, timeout: float = 20.0, memory_bytes: int = 1024 * 1024 * 1024
     ) -> None:
         self.size, self.timeout, self.memory_bytes = size, timeout, memory_bytes
         self._ctx = mp.get_context("spawn")  # never fork a threaded server
@@ -124,11 +122,19 @@ _pool: VerifyPool | None = None
 _pool_lock = threading.Lock()
 
 
-def pool() -> VerifyPool:
+def pool(settings: Settings) -> VerifyPool:
+    """This process's pool, sized by the settings (verify_workers, verify_timeout_seconds,
+    verify_memory_mb) when first used."""
     global _pool
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _set_pool(VerifyPool())
+            _set_pool(
+                VerifyPool(
+                    settings.verify_workers,
+                    settings.verify_timeout_seconds,
+                    settings.verify_memory_mb * 1024 * 1024,
+                )
+            )
         assert _pool is not None
         return _pool
 

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from engine.bootstrap import DEMO_PASSWORD
-from engine.db import transaction
-from engine.letter_requests import act, create_request
-from engine.users import Actor, get_user
+from engine.people.users import Actor, get_user
+from engine.requests.letter_requests import act, create_request
+from engine.storage.db import transaction
 from tests.conftest import ARTIFACTS
 from tests.letters import GROGOL
 

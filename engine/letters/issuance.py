@@ -1,0 +1,398 @@
+"""Signing a request issues its letter: number + render + QR + PAdES sign + store, in ONE
+transaction. Any failure rolls everything back: no letter, no number used, the request still
+waiting for signature. A wrong passphrase is found before the transaction starts and is audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.config import Settings
+from engine.dates import WIB
+from engine.errors import Conflict, Forbidden, InvalidInput, SuratDesaError
+from engine.letters import numbering
+from engine.letters.facts import public_facts
+from engine.letters.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
+from engine.letters.revocation import mark_replaced
+from engine.people import acting
+from engine.people.residents import SEX_LABELS, full_address
+from engine.people.users import Actor
+from engine.requests.catalog import WorkflowCatalog
+from engine.requests.letter_requests import check_letter_text, load_for_actor, move
+from engine.requests.statemachine import ISSUED, transition
+from engine.requests.workflows import TERMINAL_STATES, WorkflowSpec, format_number
+from engine.storage.db import transaction
+from engine.storage.models import Letter, LetterRequest, Resident, User, Village
+from engine.timeutil import now_utc
+from engine.trust import signer_limit
+from engine.trust.seal import qr_text, seal_for_letter
+from engine.trust.signing import (
+    LoadedSigner,
+    SigningError,
+    WrongPassphrase,
+    load_signer,
+    make_timestamper,
+    sign_letter,
+)
+
+SIGN = "sign"
+
+
+def new_verify_code() -> str:
+    """160 random bits, base32 (A-Z2-7): unguessable, and QR alphanumeric-mode friendly."""
+    return base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+
+
+@dataclass
+class Stages:
+    """Seconds spent per stage of the last issuance (read by the benchmark)."""
+
+    number: float = 0.0
+    render: float = 0.0
+    sign: float = 0.0
+    store: float = 0.0
+
+
+@lru_cache(maxsize=4)
+def _timestamper(tsa_url: str | None, keys_dir: Path):
+    return make_timestamper(tsa_url, keys_dir)
+
+
+class Issuer:
+    """Issues letters for one process; holds the settings, the workflow catalog and the TSA."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        catalog: WorkflowCatalog,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.factory = factory
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self.stages = Stages()
+        # Test hook: called between signing and storing, to prove a crash there loses nothing.
+        self.before_store: Callable[[], None] | None = None
+
+    def unlock(
+        self, actor: Actor, passphrase: str, *, request_id: int | None = None
+    ) -> LoadedSigner:
+        """Open the actor's signing key: their PKCS#12 with its passphrase, or their key on the
+        PKCS#11 token with the token PIN. Each try passes the per-signer limit first
+        (``engine.trust.signer_limit``: a locked key or a try that comes too early is refused
+        without looking at the passphrase); a wrong passphrase or PIN is counted and audited and
+        signs nothing. The caller closes the returned signer (it may hold a token session)."""
+        with transaction(self.factory) as session:
+            user = session.get(User, actor.user_id)
+            if user is None or (user.signer_p12 is None and user.signer_hsm_label is None):
+                raise Forbidden("Anda belum memiliki sertifikat penandatangan.")
+            p12, hsm_label, user_id = user.signer_p12, user.signer_hsm_label, user.id
+            signer_limit.claim(session, user_id, self.clock())
+        # The passphrase is checked outside any transaction: no row stays locked meanwhile.
+        try:
+            if hsm_label is not None:
+                signer = self._load_hsm(hsm_label, passphrase)
+            else:
+                signer = load_signer(p12, passphrase, keys_dir=self.settings.keys_dir)
+        except WrongPassphrase:
+            with transaction(self.factory) as session:
+                error = signer_limit.failed(session, actor, self.clock(), request_id=request_id)
+            raise error from None
+        except BaseException:
+            with transaction(self.factory) as session:
+                signer_limit.released(session, user_id)
+            raise
+        try:
+            with transaction(self.factory) as session:
+                signer_limit.succeeded(session, user_id)
+        except BaseException:
+            signer.close()
+            raise
+        return signer
+
+    def _load_hsm(self, key_label: str, pin: str) -> LoadedSigner:
+        module, token = self.settings.pkcs11_module, self.settings.pkcs11_token
+        if not module or not token:
+            raise SigningError(
+                "Kunci penandatangan ada di token HSM, tetapi token HSM belum diatur di server."
+            )
+        from engine.trust.hsm import load_hsm_signer  # python-pkcs11 only where a token is used
+
+        return load_hsm_signer(module, token, key_label, pin, keys_dir=self.settings.keys_dir)
+
+    def sign(self, actor: Actor, request_id: int, *, version: int, passphrase: str) -> Letter:
+        with transaction(self.factory) as session:
+            request = load_for_actor(session, actor, request_id)
+            spec = self.catalog.pinned(session, request)
+            day = self.clock().astimezone(WIB).date()
+            role = acting.step_capacity(session, actor, day, spec, request.state).role
+            transition(spec, request.state, SIGN, role, None)  # fail fast before unlocking
+            check_letter_text(spec, request)  # text the letter cannot carry: 422, key untouched
+        with self.unlock(actor, passphrase, request_id=request_id) as signer:
+            return self.issue(actor, request_id, version=version, signer=signer)
+
+    def sign_many(
+        self, actor: Actor, requests: Sequence[tuple[int, int]], *, passphrase: str
+    ) -> list[Letter | SuratDesaError]:
+        """Batch signing with one passphrase entry: (request_id, version) pairs; one result each."""
+        results: list[Letter | SuratDesaError] = []
+        with self.unlock(actor, passphrase) as signer:
+            for request_id, version in requests:
+                try:
+                    results.append(self.issue(actor, request_id, version=version, signer=signer))
+                except SuratDesaError as exc:
+                    results.append(exc)
+        return results
+
+    def issue(self, actor: Actor, request_id: int, *, version: int, signer: LoadedSigner) -> Letter:
+        with transaction(self.factory) as session:
+            request = load_for_actor(session, actor, request_id, lock=True)
+            if request.version != version:
+                raise Conflict(
+                    "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
+                )
+            spec = self.catalog.pinned(session, request)
+            check_letter_text(spec, request)
+            issued_at = self.clock()
+            local = issued_at.astimezone(WIB)
+            # An acting head (Plt./Plh./Pj.), or a sekdes where the step allows "a.n.", signs
+            # the head's step with their own key.
+            capacity = acting.step_capacity(session, actor, local.date(), spec, request.state)
+            target = transition(spec, request.state, SIGN, capacity.role, None)
+            if target != ISSUED:
+                raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
+            village = session.get(Village, request.village_code)
+            signer_user = session.get(User, actor.user_id)
+            t0 = time.perf_counter()
+            seq, number = _allocate_number(session, spec, village.code, local)
+            t1 = time.perf_counter()
+            code = new_verify_code()
+            content = letter_content(
+                session,
+                spec,
+                request,
+                village,
+                signer_user,
+                number,
+                local.date(),
+                signer_prefix=capacity.prefix,
+                signer_on_behalf=(
+                    (capacity.on_behalf, acting.own_title(capacity.own_role or actor.role, village))
+                    if capacity.on_behalf
+                    else None
+                ),
+            )
+            facts = public_facts(spec, content)  # as printed: the page and the seal show them
+            seal = seal_for_letter(self.settings.keys_dir, code, content, facts)
+            pdf = render_letter(
+                spec.template_path,
+                content,
+                verify_url=f"{self.settings.public_url}/v/{code}",
+                paper=self.settings.paper,
+                qr_text=qr_text(self.settings.public_url, code, seal),
+            )
+            t2 = time.perf_counter()
+            signed = sign_letter(
+                pdf,
+                signer,
+                _timestamper(self.settings.tsa_url, self.settings.keys_dir),
+                reason=f"{spec.title} Nomor {number}",
+                location=f"{village.kind_label.title()} {village.name}, Kabupaten Sukoharjo",
+            )
+            t3 = time.perf_counter()
+            if self.before_store is not None:
+                self.before_store()
+            letter = _letter_row(request, spec, content, facts, signer_user, issued_at, seq, code)
+            letter.pdf, letter.pdf_sha256 = signed, hashlib.sha256(signed).hexdigest()
+            session.add(letter)
+            session.flush()
+            if request.replaces_letter_id is not None:
+                mark_replaced(session, letter, request.replaces_letter_id, actor)
+            apply_effects(session, spec, request)
+            move(
+                session,
+                actor,
+                request,
+                SIGN,
+                target,
+                version=version,
+                reason=None,
+                detail={"number": number, "letter_id": letter.id, "sha256": letter.pdf_sha256},
+            )
+            t4 = time.perf_counter()
+        self.stages = Stages(number=t1 - t0, render=t2 - t1, sign=t3 - t2, store=t4 - t3)
+        return letter
+
+    def preview(self, actor: Actor, request_id: int) -> bytes:
+        """The letter as it would read, watermarked DRAFT, with no number and no QR."""
+        with transaction(self.factory) as session:
+            request = load_for_actor(session, actor, request_id)
+            spec = self.catalog.pinned(session, request)
+            if request.state not in TERMINAL_STATES:  # an issued letter keeps what it printed
+                check_letter_text(spec, request)
+            village = session.get(Village, request.village_code)
+            head = session.scalar(
+                select(User).where(User.village_code == village.code, User.role == "head")
+            )
+            content = letter_content(
+                session, spec, request, village, head, None, self.clock().astimezone(WIB).date()
+            )
+        return render_letter(
+            spec.template_path, content, verify_url=None, paper=self.settings.paper, draft=True
+        )
+
+
+def signer_title_lines(
+    village: Village, prefix: str | None = None, on_behalf: tuple[str, str] | None = None
+) -> tuple[str, ...]:
+    """The signature block's title: "KEPALA DESA GROGOL", "Plt. KEPALA DESA GROGOL" for an
+    acting head, or ("a.n. KEPALA DESA GROGOL", "SEKRETARIS DESA") for a staff member signing
+    on the head's behalf, ``on_behalf`` being (mark, own title). Prefixes and marks keep their
+    own case, as Indonesian letters print them."""
+    title = f"{village.head_title.upper()} {village.name.upper()}"
+    if on_behalf is not None:
+        mark, own = on_behalf
+        return (f"{mark} {title}", own.upper())
+    return (f"{prefix} {title}",) if prefix else (title,)
+
+
+def letter_content(
+    session: Session,
+    spec: WorkflowSpec,
+    request: LetterRequest,
+    village: Village,
+    signer: User | None,
+    number: str | None,
+    issued_on: date,
+    *,
+    signer_prefix: str | None = None,
+    signer_on_behalf: tuple[str, str] | None = None,
+) -> LetterContent:
+    residents = {
+        r.nik: r
+        for r in session.scalars(
+            select(Resident).where(Resident.nik.in_(list(request.subjects.values())))
+        )
+    }
+    villages = {village.code: village}
+    for r in residents.values():
+        if r.village_code not in villages:
+            villages[r.village_code] = session.get(Village, r.village_code)
+    subjects = {
+        role: _person(residents[nik], villages[residents[nik].village_code])
+        for role, nik in request.subjects.items()
+    }
+    fields = spec.validate_data(request.data)
+    return LetterContent(
+        title=spec.title.upper(),
+        number=number,
+        village=VillageInfo(
+            code=village.code,
+            name=village.name,
+            kind=village.kind,
+            district_name=village.district.name,
+            address=village.address,
+            postal_code=village.postal_code,
+        ),
+        signer=SignerInfo(
+            title_lines=signer_title_lines(village, signer_prefix, signer_on_behalf),
+            name=signer.full_name if signer else "",
+            nip=signer.nip if signer else None,
+        ),
+        subjects=subjects,
+        subject_labels={s.name: s.label for s in spec.subjects},
+        fields=fields,
+        field_labels={f.name: f.label for f in spec.fields},
+        issued_on=issued_on,
+    )
+
+
+def _person(resident: Resident, village: Village) -> Person:
+    return Person(
+        name=resident.name,
+        nik=resident.nik,
+        birth_place=resident.birth_place,
+        birth_date=resident.birth_date,
+        sex=SEX_LABELS[resident.sex],
+        religion=resident.religion,
+        marital_status=resident.marital_status,
+        occupation=resident.occupation,
+        address=full_address(resident, village),
+    )
+
+
+def apply_effects(session: Session, spec: WorkflowSpec, request: LetterRequest) -> None:
+    fields = spec.validate_data(request.data)
+    for effect in spec.effects:
+        if effect.on_state != ISSUED or effect.kind != "mark_deceased":
+            continue
+        nik = request.subjects.get(effect.subject)
+        resident = session.scalar(select(Resident).where(Resident.nik == nik))
+        if resident is not None:
+            resident.alive = False
+            died = fields.get("date_of_death")
+            resident.died_on = died if isinstance(died, date) else None
+
+
+def _allocate_number(
+    session: Session, spec: WorkflowSpec, village_code: str, local: datetime
+) -> tuple[int, str]:
+    """The next sequence number of the village, classification and year, and the letter number
+    it makes; allocated in the issuing transaction, so a rollback leaves no gap."""
+    seq = numbering.allocate(session, village_code, spec.classification, local.year)
+    number = format_number(
+        spec.number_format,
+        classification=spec.classification,
+        seq=seq,
+        village_code=village_code,
+        month=local.month,
+        year=local.year,
+    )
+    return seq, number
+
+
+def _letter_row(
+    request: LetterRequest,
+    spec: WorkflowSpec,
+    content: LetterContent,
+    facts: list,
+    signer_user: User,
+    issued_at: datetime,
+    seq: int,
+    code: str,
+) -> Letter:
+    """The registry row of an issued letter (its signed PDF is set by the caller)."""
+    subject = content.subjects[spec.subjects[0].name]
+    return Letter(
+        request_id=request.id,
+        village_code=request.village_code,
+        workflow_id=spec.id,
+        title=spec.title,
+        classification=spec.classification,
+        year=issued_at.astimezone(WIB).year,
+        seq=seq,
+        number=content.number,
+        verify_code=code,
+        subject_name=subject.name,
+        subject_nik=subject.nik,
+        public_facts=facts,
+        signer_id=signer_user.id,
+        signer_name=signer_user.full_name,
+        signer_capacity=" / ".join(content.signer.title_lines),
+        issued_at=issued_at,
+        status="active",
+    )

@@ -1,0 +1,2 @@
+"""Letter requests: workflow definitions (YAML), the catalog in force, the state machine, the
+requests themselves, the queues per role and batch signing."""

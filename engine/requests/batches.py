@@ -1,0 +1,119 @@
+"""Batch signing with one passphrase entry. The passphrase is checked before anything is queued
+(a wrong one signs nothing); each letter is then issued in its own transaction and its result is
+written to the batch's rows, so any app process can show the progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from engine.errors import Forbidden, NotFound, SuratDesaError
+from engine.letters.issuance import Issuer
+from engine.people.users import Actor
+from engine.storage.db import transaction
+from engine.storage.models import Letter, SignBatch, SignBatchItem
+from engine.timeutil import now_utc
+from engine.trust.signing import LoadedSigner
+
+
+@dataclass(frozen=True)
+class ItemView:
+    request_id: int
+    status: str
+    number: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class BatchView:
+    id: int
+    items: list[ItemView]
+
+    @property
+    def finished(self) -> bool:
+        return all(i.status != "pending" for i in self.items)
+
+    @property
+    def done(self) -> int:
+        return sum(1 for i in self.items if i.status != "pending")
+
+
+def start(issuer: Issuer, actor: Actor, requests: Sequence[tuple[int, int]]) -> int:
+    """Record a batch of (request id, version) pairs; returns its id. Unlock the key first."""
+    if actor.village_code is None:
+        raise Forbidden("Admin kabupaten tidak menandatangani surat desa.")
+    with transaction(issuer.factory) as session:
+        batch = SignBatch(
+            user_id=actor.user_id, village_code=actor.village_code, created_at=now_utc()
+        )
+        session.add(batch)
+        session.flush()
+        seen: set[int] = set()
+        for position, (request_id, version) in enumerate(requests):
+            if request_id in seen:  # a double-submitted form lists a letter once
+                continue
+            seen.add(request_id)
+            session.add(
+                SignBatchItem(
+                    batch_id=batch.id,
+                    position=position,
+                    request_id=request_id,
+                    version=version,
+                    status="pending",
+                )
+            )
+        return batch.id
+
+
+def run(issuer: Issuer, actor: Actor, batch_id: int, signer: LoadedSigner) -> None:
+    """Issue the batch's pending letters with ``signer``, and close it when the batch ends
+    (an HSM signer holds the token session until then)."""
+    with signer:
+        with transaction(issuer.factory) as session:
+            items = [
+                (i.id, i.request_id, i.version)
+                for i in session.scalars(
+                    select(SignBatchItem)
+                    .where(SignBatchItem.batch_id == batch_id, SignBatchItem.status == "pending")
+                    .order_by(SignBatchItem.position)
+                )
+            ]
+        for item_id, request_id, version in items:
+            values: dict[str, object]
+            try:
+                letter = issuer.issue(actor, request_id, version=version, signer=signer)
+                values = {"status": "done", "letter_id": letter.id}
+            except SuratDesaError as exc:
+                values = {"status": "failed", "message": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - one broken letter must not stop the batch
+                values = {
+                    "status": "failed",
+                    "message": f"Gagal menandatangani: {type(exc).__name__}",
+                }
+            with transaction(issuer.factory) as session:
+                session.execute(
+                    update(SignBatchItem).where(SignBatchItem.id == item_id).values(**values)
+                )
+    with transaction(issuer.factory) as session:
+        session.execute(
+            update(SignBatch).where(SignBatch.id == batch_id).values(finished_at=now_utc())
+        )
+
+
+def view(issuer: Issuer, actor: Actor, batch_id: int) -> BatchView:
+    with transaction(issuer.factory) as session:
+        batch = session.get(SignBatch, batch_id)
+        if batch is None or batch.user_id != actor.user_id:
+            raise NotFound(f"Penandatanganan #{batch_id} tidak ditemukan.")
+        rows = session.execute(
+            select(SignBatchItem, Letter.number)
+            .outerjoin(Letter, Letter.id == SignBatchItem.letter_id)
+            .where(SignBatchItem.batch_id == batch_id)
+            .order_by(SignBatchItem.position)
+        )
+        return BatchView(
+            batch_id,
+            [ItemView(i.request_id, i.status, number, i.message) for i, number in rows],
+        )

@@ -1,0 +1,120 @@
+"""Staff pages: The head's signing queue and batch signing."""
+
+from __future__ import annotations
+
+from fastapi import BackgroundTasks, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from engine.errors import Forbidden
+from engine.http_status import http_status
+from engine.people import acting
+from engine.requests import batches, queues
+from engine.services import Services
+from engine.storage.db import transaction
+from engine.trust import signer_limit
+from engine.trust.signing import SigningError, WrongPassphrase
+from staff_app.deps import Svc, WebDep, load_request, nav, router, signing_pairs, today
+from staff_app.i18n import _
+from staff_app.rendering import render, row
+from staff_app.session import (
+    PREFIX,
+    Web,
+    check_csrf,
+)
+
+
+def _require_signer(session, svc: Services, web: Web) -> list[tuple[str, str]]:
+    pairs = signing_pairs(session, svc, web.actor)
+    if not pairs:
+        raise HTTPException(403)
+    return pairs
+
+
+@router.get("/tandatangan")
+def sign_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    with transaction(svc.factory) as session:
+        _require_signer(session, svc, web)
+        return _sign_queue(request, session, svc, web)
+
+
+def _sign_queue(request, session, svc, web, *, error: str | None = None, status: int = 200):
+    pairs = _require_signer(session, svc, web)
+    items = queues.queue(session, svc.catalog, web.actor.village_code or "", "head", pairs=pairs)
+    return render(
+        request,
+        "sign.html",
+        status,
+        web=web,
+        nav=nav(session, svc, web),
+        rows=[row(svc, session, r) for r in items],
+        error=error,
+        limit=signer_limit.status(session, web.actor.user_id or 0, svc.issuer.clock()),
+        unlocker=signer_limit.UNLOCKER,
+    )
+
+
+@router.post("/tandatangan")
+async def sign_post(
+    request: Request, web: WebDep, svc: Svc, background: BackgroundTasks
+) -> Response:
+    await check_csrf(request, web)
+    form = await request.form()
+    with transaction(svc.factory) as session:
+        _require_signer(session, svc, web)
+    picked: list[tuple[int, int]] = []
+    for value in form.getlist("req"):
+        try:
+            rid, version = (int(x) for x in str(value).split(":"))
+        except ValueError:
+            continue
+        picked.append((rid, version))
+    if not picked:
+        with transaction(svc.factory) as session:
+            return _sign_queue(
+                request, session, svc, web, error=_("Choose at least one letter."), status=422
+            )
+    with transaction(svc.factory) as session:
+        for rid, _version in picked:
+            req = load_request(session, web.actor, rid)
+            spec = svc.catalog.pinned(session, req)
+            if req.state in spec.steps:  # a finished one fails in the batch, with its reason
+                role = acting.step_capacity(session, web.actor, today(), spec, req.state).role
+                if role != spec.steps[req.state].role:
+                    raise Forbidden(
+                        _("You may not sign request #%(id)s (%(title)s).")
+                        % {"id": rid, "title": spec.title}
+                    )
+    try:
+        signer = svc.issuer.unlock(web.actor, str(form.get("passphrase", "")))
+    except (SigningError, Forbidden) as exc:
+        message = str(exc)
+        status = http_status(exc)
+        if isinstance(exc, WrongPassphrase):
+            message = _("Wrong passphrase. Nothing was signed.")
+            if isinstance(exc, signer_limit.CountedWrongPassphrase):
+                message = f"{message} {exc.hint}"
+        with transaction(svc.factory) as session:
+            return _sign_queue(request, session, svc, web, error=message, status=status)
+    try:
+        batch_id = batches.start(svc.issuer, web.actor, picked)
+    except BaseException:
+        signer.close()  # a token session must not outlive a batch that never starts
+        raise
+    background.add_task(batches.run, svc.issuer, web.actor, batch_id, signer)
+    return RedirectResponse(f"{PREFIX}/tandatangan/{batch_id}", 303)
+
+
+@router.get("/tandatangan/{batch_id}")
+def batch_page(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTMLResponse:
+    view = batches.view(svc.issuer, web.actor, batch_id)
+    with transaction(svc.factory) as session:
+        return render(request, "batch.html", web=web, nav=nav(session, svc, web), batch=view)
+
+
+@router.get("/tandatangan/{batch_id}/status")
+def batch_status(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTMLResponse:
+    view = batches.view(svc.issuer, web.actor, batch_id)
+    return render(request, "_batch.html", web=web, batch=view)
+
+
+# --------------------------------------------------------------------------- archive
