@@ -18,9 +18,10 @@ from sqlalchemy import select
 from engine.dates import WIB, format_jam, format_tanggal
 from engine.errors import SuratDesaError
 from engine.http_status import http_status
+from engine.people.acting import in_village_titles, own_title
 from engine.requests import queues
 from engine.services import Services
-from engine.storage.models import LetterRequest, Resident
+from engine.storage.models import LetterRequest, Resident, Village
 from staff_app.i18n import _, translations
 from staff_app.session import (
     PREFIX,
@@ -31,7 +32,9 @@ from staff_app.session import (
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Labels through the catalog (English source, Indonesian in locale/id); the locale is fixed
-# per process, so they are translated once at import.
+# per process, so they are translated once at import. The head's and the secretary's labels
+# here are the generic ones ("Desa/Kelurahan") for pages about no one village; role_label
+# gives a village's own titles.
 ROLE_LABELS = {
     "operator": _("Operator"),
     "kasi": _("Section head"),
@@ -67,6 +70,14 @@ BUTTON_LABELS = {
 }
 
 
+def role_label(role: str, village_kind: str | None = None) -> str:
+    """A role as staff of a village read it: Kepala Desa or Lurah, Sekretaris Desa or
+    Sekretaris Kelurahan, by the village's kind (the engine's titles, acting.own_title)."""
+    if role in ("head", "sekdes") and village_kind in ("desa", "kelurahan"):
+        return own_title(role, Village(kind=village_kind))
+    return ROLE_LABELS.get(role, role)
+
+
 def shown_value(spec_field, value: object) -> str:
     """A stored field value as staff read it: Indonesian dates, "14.30" times, "-" for empty."""
     if value is None or value == "":
@@ -91,6 +102,7 @@ def _env() -> jinja2.Environment:
     env.globals.update(
         P=PREFIX,
         ROLE_LABELS=ROLE_LABELS,
+        role_label=role_label,
         ACTION_LABELS=ACTION_LABELS,
         BUTTON_LABELS=BUTTON_LABELS,
         tanggal=format_tanggal,
@@ -126,7 +138,7 @@ class HtmlErrorRoute(APIRoute):
                 elif exc.status_code == 403:
                     message = _("You may not open this page.")
                 elif exc.status_code == 404:
-                    message = _("Not found.")
+                    message = _("Not found. It may not exist, or it is not your village's.")
                 else:
                     message = str(exc.detail)
                 return error_page(request, exc.status_code, message)
@@ -151,12 +163,12 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return render(request, "error.html", status, web=web, message=message, code=status)
 
 
-def state_label(svc: Services, state: str) -> str:
+def state_label(svc: Services, state: str, village_kind: str | None = None) -> str:
     if state in STATE_LABELS:
         return STATE_LABELS[state]
     for spec in svc.catalog.specs.values():
         if state in spec.steps and spec.steps[state].label:
-            return spec.steps[state].label or state
+            return in_village_titles(spec.steps[state].label or state, village_kind)
     return state
 
 
@@ -164,12 +176,16 @@ def row(svc: Services, session, req: LetterRequest) -> dict[str, Any]:
     spec = svc.catalog.pinned(session, req)
     first = next(iter(req.subjects.values()), "")
     name = session.scalar(select(Resident.name).where(Resident.nik == first)) or ""
+    village = session.get(Village, req.village_code)
     return {
         "id": req.id,
         "title": spec.title,
         "state": req.state,
-        "state_label": (spec.steps[req.state].label if req.state in spec.steps else None)
-        or STATE_LABELS.get(req.state, req.state),
+        "state_label": in_village_titles(
+            (spec.steps[req.state].label if req.state in spec.steps else None)
+            or STATE_LABELS.get(req.state, req.state),
+            village.kind if village else None,
+        ),
         "name": name,
         "updated_at": req.updated_at,
         "overdue": queues.is_overdue(req) and req.state not in ("issued", "rejected", "cancelled"),

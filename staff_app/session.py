@@ -76,6 +76,7 @@ class Web:
     csrf: str
     village_name: str | None
     session_token: str  # the raw session id (sign-out and password change end by it)
+    village_kind: str | None = None  # "desa" | "kelurahan": the titles the pages show
 
 
 def _secret(request: Request) -> str:
@@ -166,7 +167,8 @@ def current(request: Request) -> Web:
         if user is None:
             raise NeedSignIn(_next_of(request), expired=True)  # ended, expired or disabled
         village = user.village.name if user.village else None
-        web = Web(Actor.of(user), csrf_for(request, token), village, token)
+        kind = user.village.kind if user.village else None
+        web = Web(Actor.of(user), csrf_for(request, token), village, token, kind)
     return web
 
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 from datetime import date, time
 from decimal import Decimal
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from engine.dates import format_jam, format_tanggal
 from engine.letters.render import LetterContent
 from engine.people.nik import mask_nik
 from engine.requests.workflows import PublicFactSpec, WorkflowSpec
+from engine.storage.models import LetterRequest, Resident
 
 
 def _text(value: object, *, nik: bool = False) -> str | None:
@@ -54,3 +58,31 @@ def public_facts(spec: WorkflowSpec, content: LetterContent) -> list[dict[str, s
         if value is not None:
             out.append({"label": fact.label, "value": value})
     return out
+
+
+def request_purpose(session: Session, spec: WorkflowSpec, request: LetterRequest) -> str:
+    """What a request is for, in one line, for a queue a signer reads: its ``keperluan`` field
+    where the type has one, else the type's first public fact ("Nama: ..."); "" if empty."""
+    if any(f.name == "keperluan" for f in spec.fields):
+        return _text(request.data.get("keperluan")) or ""
+    if not spec.public_facts:
+        return ""
+    fact = spec.public_facts[0]
+    if fact.source == "field":
+        ftype = spec.field(fact.name).type
+        raw = request.data.get(fact.name)
+        try:
+            if raw and ftype == "date":
+                raw = date.fromisoformat(str(raw))
+            elif raw and ftype == "time":
+                raw = time.fromisoformat(str(raw))
+        except ValueError:
+            pass
+        value = _text(raw, nik=ftype == "nik")
+    else:
+        nik = request.subjects.get(fact.name)
+        person = session.scalar(select(Resident).where(Resident.nik == nik)) if nik else None
+        value = None
+        if person is not None:
+            value = _text(getattr(person, fact.attr or "name"), nik=fact.attr == "nik")
+    return f"{fact.label}: {value}" if value else ""

@@ -41,6 +41,23 @@ def own_title(role: str, village: Village) -> str:
     }.get(role, role)
 
 
+def in_village_titles(text: str, kind: str | None) -> str:
+    """A workflow text written with a desa's titles ("Tanda tangan Kepala Desa") in the titles
+    of a village of ``kind`` ("Tanda tangan Lurah" for a kelurahan)."""
+    if kind is None or kind == "desa":
+        return text
+    desa, own = Village(kind="desa"), Village(kind=kind)
+    for role in ("head", "sekdes"):
+        text = text.replace(own_title(role, desa), own_title(role, own))
+    return text
+
+
+def on_behalf_title(village: Village, mark: str) -> str:
+    """Whom a delegate signs for, in plain words: "a.n. Kepala Desa Grogol", "a.n. Lurah
+    Kenep" (the letter prints it in capitals, issuance.signer_title_lines)."""
+    return f"{mark} {village.head_title} {village.name}"
+
+
 def active_assignment(
     session: Session, user_id: int, village_code: str | None, day: date
 ) -> ActingAssignment | None:

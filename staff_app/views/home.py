@@ -26,7 +26,7 @@ def home(request: Request, web: WebDep, svc: Svc, ok: str = "") -> HTMLResponse:
             web=web,
             nav=nav(session, svc, web),
             counts=counts,
-            state_label=lambda s: state_label(svc, s),
+            state_label=lambda s: state_label(svc, s, web.village_kind),
             mine=[row(svc, session, r) for r in mine],
             ok=ok,
         )

@@ -22,7 +22,7 @@ from engine.requests.statemachine import available_actions
 from engine.requests.workflows import TERMINAL_STATES, WorkflowSpec
 from engine.services import Services
 from engine.storage.db import transaction
-from engine.storage.models import Letter, Resident
+from engine.storage.models import Letter, Resident, Village
 from staff_app.deps import (
     Svc,
     WebDep,
@@ -164,6 +164,7 @@ def _request_page(
     error: str | None = None,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    reason: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     req = load_request(session, web.actor, request_id)
@@ -179,6 +180,7 @@ def _request_page(
     events = timeline(session, req.id)
     last_return = next((e for e in reversed(events) if e.action == "return"), None)
     letter = session.scalar(select(Letter).where(Letter.request_id == req.id))
+    village = session.get(Village, req.village_code)
     return render(
         request,
         "request.html",
@@ -196,11 +198,16 @@ def _request_page(
         files=attachments.listing(session, web.actor, req.id),
         can_attach=web.actor.role in STAFF_ROLES and req.state not in TERMINAL_STATES,
         size_label=attachments.size_label,
-        on_behalf=capacity.on_behalf,
+        on_behalf=acting.on_behalf_title(village, capacity.on_behalf)
+        if capacity.on_behalf
+        else None,
+        own_title=acting.own_title(web.actor.role, village),
+        village_kind=village.kind,
         state=row(svc, session, req)["state_label"],
         ok=ok,
         error=error,
         errors=errors or {},
+        reason=reason,
         values=values
         if values is not None
         else {k: "" if v is None else str(v) for k, v in req.data.items()},
@@ -231,6 +238,21 @@ async def request_action(request: Request, request_id: int, web: WebDep, svc: Sv
                 request_id,
                 error=_("Someone else has already processed this request since you opened it."),
                 status=409,
+            )
+    if action == "reject" and form.get("confirm_reject") != "1":
+        # Rejecting is final: the page asks for a ticked confirmation, checked here so it holds
+        # without JavaScript.
+        with transaction(svc.factory) as session:
+            return _request_page(
+                request,
+                session,
+                svc,
+                web,
+                request_id,
+                error=_("Not rejected: tick the confirmation first. Rejecting is final."),
+                errors={"confirm_reject": _("Tick this box to reject.")},
+                reason=reason,
+                status=422,
             )
     data = None
     if action == "submit" and any(k.startswith("field_") for k in form):
@@ -264,6 +286,7 @@ async def request_action(request: Request, request_id: int, web: WebDep, svc: Sv
                 error=str(exc),
                 errors=getattr(exc, "errors", {}),
                 values=data,
+                reason=reason,
                 status=status,
             )
     return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok={action}", 303)

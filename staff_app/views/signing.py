@@ -7,10 +7,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine.errors import Forbidden
 from engine.http_status import http_status
+from engine.letters.facts import request_purpose
 from engine.people import acting
 from engine.requests import batches, queues
 from engine.services import Services
 from engine.storage.db import transaction
+from engine.storage.models import Village
 from engine.trust import signer_limit
 from engine.trust.signing import SigningError, WrongPassphrase
 from staff_app.deps import Svc, WebDep, load_request, nav, router, signing_pairs, today
@@ -37,16 +39,36 @@ def sign_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
         return _sign_queue(request, session, svc, web)
 
 
-def _sign_queue(request, session, svc, web, *, error: str | None = None, status: int = 200):
+def _sign_queue(
+    request,
+    session,
+    svc,
+    web,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    picked: frozenset[int] = frozenset(),
+):
     pairs = _require_signer(session, svc, web)
     items = queues.queue(session, svc.catalog, web.actor.village_code or "", "head", pairs=pairs)
+    village = session.get(Village, web.actor.village_code) if web.actor.village_code else None
+    rows, marks = [], []
+    for req in items:
+        spec = svc.catalog.pinned(session, req)
+        mark = acting.step_capacity(session, web.actor, today(), spec, req.state).on_behalf
+        if mark and village is not None and mark not in marks:
+            marks.append(mark)
+        rows.append(row(svc, session, req) | {"purpose": request_purpose(session, spec, req)})
     return render(
         request,
         "sign.html",
         status,
         web=web,
         nav=nav(session, svc, web),
-        rows=[row(svc, session, r) for r in items],
+        rows=rows,
+        picked=picked,
+        on_behalf=[acting.on_behalf_title(village, m) for m in marks] if village else [],
+        own_title=acting.own_title(web.actor.role, village) if village else "",
         error=error,
         limit=signer_limit.status(session, web.actor.user_id or 0, svc.issuer.clock()),
         unlocker=signer_limit.UNLOCKER,
@@ -93,8 +115,11 @@ async def sign_post(
             message = _("Wrong passphrase. Nothing was signed.")
             if isinstance(exc, signer_limit.CountedWrongPassphrase):
                 message = f"{message} {exc.hint}"
+        ticked = frozenset(rid for rid, _version in picked)
         with transaction(svc.factory) as session:
-            return _sign_queue(request, session, svc, web, error=message, status=status)
+            return _sign_queue(
+                request, session, svc, web, error=message, status=status, picked=ticked
+            )
     try:
         batch_id = batches.start(svc.issuer, web.actor, picked)
     except BaseException:

@@ -32,8 +32,8 @@ def act(page, base: str, request_id: int, action_label: str, reason: str | None 
     page.goto(f"{base}/staf/permohonan/{request_id}")
     form = page.locator("form.action", has=page.locator(f"button:has-text('{action_label}')"))
     if reason:
-        form.locator("input[name=reason]").fill(reason)
-    form.locator("button").click()
+        form.locator("[name=reason]").fill(reason)
+    form.locator(f"button:has-text('{action_label}')").click()
     page.wait_for_selector("p.ok")
 
 
