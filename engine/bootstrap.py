@@ -18,7 +18,7 @@ from engine.errors import InvalidInput
 from engine.people import signers
 from engine.people.acting import own_title
 from engine.people.nik import make_nik
-from engine.people.users import Actor, create_user, issue_token
+from engine.people.users import MIN_PASSWORD, Actor, create_user, issue_token
 from engine.storage.models import District, Resident, User, Village
 from engine.trust.pki import init_pki, issue_signer
 
@@ -57,6 +57,11 @@ def enroll_signer(
     in the certificate) and store its passphrase-encrypted PKCS#12. Refused for a second head
     of a village (engine.people.signers.check_enrollable); recorded in the public signer registry
     and the audit log as done `by` that person."""
+    if len(passphrase) < MIN_PASSWORD:
+        message = f"Minimal {MIN_PASSWORD} karakter."
+        raise InvalidInput(
+            f"Sertifikat belum diterbitkan: {message.lower()}", {"passphrase": message}
+        )
     village = signers.check_enrollable(session, user)
     bundle = issue_signer(
         keys_dir,

@@ -159,9 +159,6 @@ def cmd_keys_issue_signer(args: argparse.Namespace) -> int:
             )
         return 0
     passphrase = _secret("Kata sandi kunci penandatangan: ", args.passphrase_stdin)
-    if len(passphrase) < 8:
-        print("Kata sandi minimal 8 karakter.", file=sys.stderr)
-        return 2
     with transaction(session_factory(settings.database_url)) as session:
         user = get_user(session, args.user)
         enroll_signer(session, settings.keys_dir, user, passphrase, by=_actor(session, args.by))

@@ -30,13 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import InvalidInput, SuratDesaError
 from engine.people import sessions
-from engine.people.users import Actor, hash_password, revoke_tokens, verify_hash
+from engine.people.users import MIN_PASSWORD, Actor, hash_password, revoke_tokens, verify_hash
 from engine.ratelimit import SlidingWindow, window_add, window_clear, window_counts
 from engine.storage.db import transaction
 from engine.storage.models import User
 from engine.timeutil import now_utc
 
-MIN_PASSWORD = 8
 WRONG = (
     "Nama pengguna atau kata sandi salah. Bila keduanya sudah benar, mungkin terlalu banyak "
     "percobaan yang gagal: tunggu beberapa menit lalu coba lagi."

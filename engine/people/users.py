@@ -23,6 +23,8 @@ from engine.storage import audit
 from engine.storage.models import ApiToken, User, Village
 from engine.timeutil import now_utc
 
+MIN_PASSWORD = 8  # sign-in passwords and signing passphrases alike
+
 STAFF_ROLES = ("operator", "kasi", "sekdes", "head")
 ALL_ROLES = (*STAFF_ROLES, "admin")
 _hasher = PasswordHasher()
@@ -116,6 +118,9 @@ def create_user(
     nip = _clean_nip(nip)
     if not username:
         raise InvalidInput("Nama pengguna wajib diisi.", {"username": "Wajib diisi."})
+    if password is not None and len(password) < MIN_PASSWORD:
+        message = f"Minimal {MIN_PASSWORD} karakter."
+        raise InvalidInput(f"Kata sandi terlalu pendek: {message.lower()}", {"password": message})
     if role not in ALL_ROLES:
         raise InvalidInput(f"Peran tidak dikenal: {role!r} (pilihan: {', '.join(ALL_ROLES)})")
     if role == "admin":

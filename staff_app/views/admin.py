@@ -154,8 +154,6 @@ async def admin_users_post(request: Request, web: WebDep, svc: Svc) -> Response:
         for k in ("username", "full_name", "role", "village_code", "nip", "password")
     }
     try:
-        if len(values["password"]) < 8:
-            raise InvalidInput("Pengguna belum dibuat.", {"password": "Minimal 8 karakter."})
 
         def create() -> None:  # argon2: on the password thread pool, not the event loop
             with transaction(svc.factory) as session:
@@ -199,10 +197,6 @@ async def admin_issue_certificate(
             user = session.get(User, user_id)
             if user is None:
                 raise HTTPException(404)
-            if len(passphrase) < 8:
-                raise InvalidInput(
-                    "Sertifikat belum diterbitkan.", {"passphrase": "Minimal 8 karakter."}
-                )
             enroll_signer(session, svc.settings.keys_dir, user, passphrase, by=web.actor)
     except (InvalidInput, Conflict) as exc:
         with transaction(svc.factory) as session:
