@@ -188,41 +188,27 @@ async def admin_users_post(request: Request, web: WebDep, svc: Svc) -> Response:
 async def admin_issue_certificate(
     request: Request, user_id: int, web: WebDep, svc: Svc
 ) -> Response:
+    def enroll(session, user, passphrase):
+        enroll_signer(session, svc.settings.keys_dir, user, passphrase, by=web.actor)
+
+    return await _user_action(request, user_id, web, svc, enroll, field="passphrase")
+
+
+async def _user_action(
+    request: Request, user_id: int, web: Web, svc: Services, action, *, field: str = "reason"
+) -> Response:
+    """An admin action on one account that takes one form value (a reason, or the new key's
+    passphrase): issue or revoke a certificate, disable, unlock. Errors re-render the page."""
     require(web, "admin")
     await check_csrf(request, web)
     form = await request.form()
-    passphrase = str(form.get("passphrase", ""))
+    value = str(form.get(field, ""))
     try:
         with transaction(svc.factory) as session:
             user = session.get(User, user_id)
             if user is None:
                 raise HTTPException(404)
-            enroll_signer(session, svc.settings.keys_dir, user, passphrase, by=web.actor)
-    except (InvalidInput, Conflict) as exc:
-        with transaction(svc.factory) as session:
-            return _users_page(
-                request,
-                session,
-                web,
-                error=str(exc),
-                errors=getattr(exc, "errors", {}),
-                status=http_status(exc),
-            )
-    return RedirectResponse(f"{PREFIX}/admin/pengguna", 303)
-
-
-async def _user_action(request: Request, user_id: int, web: Web, svc: Services, action) -> Response:
-    """An admin action on one account that needs a reason: disable, revoke the certificate."""
-    require(web, "admin")
-    await check_csrf(request, web)
-    form = await request.form()
-    reason = str(form.get("reason", ""))
-    try:
-        with transaction(svc.factory) as session:
-            user = session.get(User, user_id)
-            if user is None:
-                raise HTTPException(404)
-            action(session, user, reason)
+            action(session, user, value)
     except (InvalidInput, Conflict) as exc:
         with transaction(svc.factory) as session:
             return _users_page(
