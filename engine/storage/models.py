@@ -144,6 +144,9 @@ class LetterRequest(Base):
     replaces_letter_id: Mapped[int | None] = mapped_column(
         ForeignKey("letters.id", use_alter=True, name="fk_requests_replaces_letter")
     )
+    # "loket" (started by staff at the counter) or "warga" (started by a resident online).
+    channel: Mapped[str] = mapped_column(String(10), default="loket", server_default="loket")
+    citizen_contact: Mapped[str | None] = mapped_column(String(254))  # e-mail or phone, warga only
     letter: Mapped[Letter | None] = relationship(
         back_populates="request", uselist=False, foreign_keys="Letter.request_id"
     )
