@@ -15,7 +15,7 @@ $(BIN)/suratdesa: pyproject.toml
 	touch $@
 
 demo: $(BIN)/suratdesa
-	$(BIN)/suratdesa demo
+	$(BIN)/suratdesa demo --host $(HOST) --port $(PORT)
 	$(BIN)/suratdesa serve --host $(HOST) --port $(PORT)
 
 test: test-sqlite test-postgres

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api import letters, requests, residents, workflows
+from api import citizens, letters, requests, residents, workflows
 from api.deps import SafeJSONResponse
 from api.errors import install_error_handlers
 from api.schemas import ERROR_RESPONSES
@@ -14,7 +14,7 @@ from api.schemas import ERROR_RESPONSES
 router = APIRouter(
     prefix="/api", default_response_class=SafeJSONResponse, responses=ERROR_RESPONSES
 )
-for resource in (workflows, residents, requests, letters):
+for resource in (workflows, residents, requests, letters, citizens):
     router.include_router(resource.router)
 
 __all__ = ["install_error_handlers", "router"]

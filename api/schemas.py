@@ -173,3 +173,102 @@ def request_out(svc: Services, session, actor: Actor, req: LetterRequest) -> Req
         letter=letter_out(svc, letter) if letter else None,
         timeline=timeline(session, req.id),
     )
+
+
+# --------------------------------------------------------------------------- resident admin
+# (issue 10 item 3: engine.people.resident_admin / resident_history). Text is checked by the
+# engine's one rule for registry data; the sizes here only bound what is read.
+class ResidentFieldsIn(BaseModel):
+    """A resident's registry data; for a correction every field is optional (absent: kept)."""
+
+    kk: str | None = Field(None, max_length=40, description="No. KK, 16 digits")
+    name: str | None = Field(None, max_length=200)
+    birth_place: str | None = Field(None, max_length=200)
+    birth_date: str | None = Field(None, max_length=20, description="YYYY-MM-DD")
+    sex: str | None = Field(None, max_length=2, description="L or P")
+    religion: str | None = Field(None, max_length=40)
+    marital_status: str | None = Field(None, max_length=40)
+    occupation: str | None = Field(None, max_length=200)
+    citizenship: str | None = Field(None, max_length=5, description="WNI or WNA")
+    family_relation: str | None = Field(None, max_length=40, description="SHDK, as on the KK")
+    address: str | None = Field(None, max_length=300)
+    rt: str | None = Field(None, max_length=5)
+    rw: str | None = Field(None, max_length=5)
+    dusun: str | None = Field(None, max_length=100)
+    reason: str = Field(max_length=1000, description="why (required, kept in the audit log)")
+
+
+class ResidentAddIn(ResidentFieldsIn):
+    nik: str = Field(max_length=40, description="16 digits; the answer says which part is wrong")
+
+
+class ResidentMoveIn(BaseModel):
+    moved_on: str = Field(max_length=20, description="YYYY-MM-DD")
+    moved_to: str = Field(max_length=300, description="destination address")
+    reason: str = Field(max_length=1000)
+
+
+class ResidentDeathIn(BaseModel):
+    died_on: str = Field(max_length=20, description="YYYY-MM-DD")
+    reason: str = Field(max_length=1000)
+
+
+class ResidentRecordOut(BaseModel):
+    """A resident as their village's staff read them (No. KK masked for anyone who may not
+    change the record); `status` is "", "pindah" or "meninggal"."""
+
+    id: int
+    nik: str
+    kk: str
+    name: str
+    birth_place: str
+    birth_date: str
+    sex: str
+    religion: str
+    marital_status: str
+    occupation: str
+    citizenship: str
+    family_relation: str
+    address: str
+    rt: str
+    rw: str
+    dusun: str
+    village_code: str
+    alive: bool
+    died_on: str | None
+    moved_on: str | None
+    moved_to: str | None
+    status: str
+    changed_fields: list[str] = Field(default_factory=list)
+
+
+class ResidentRowOut(BaseModel):
+    id: int
+    nik: str
+    name: str
+    birth_date: str
+    address: str
+    village_code: str
+    status: str
+
+
+class ResidentSearchOut(BaseModel):
+    residents: list[ResidentRowOut]
+    next_cursor: str | None = Field(description="pass as `after` for the next page")
+
+
+class ResidentLetterOut(BaseModel):
+    request_id: int
+    workflow_id: str
+    title: str
+    state: str
+    roles: list[str]
+    created_at: datetime
+    letter_number: str | None
+    letter_status: str | None
+    issued_at: datetime | None
+
+
+class ResidentHistoryOut(BaseModel):
+    items: list[ResidentLetterOut]
+    next_cursor: str | None = Field(description="pass as `after` for the next page")

@@ -49,6 +49,33 @@ class Settings:
     # How many argon2 hashes one process runs at once (SURATDESA_PASSWORD_HASH_THREADS;
     # default half the CPU cores, at least 1), so a burst of sign-ins leaves cores for pages.
     password_hash_threads: int = field(default_factory=lambda: default_password_hash_threads())
+    # Unfinished online requests one resident (NIK) may have at once (SURATDESA_CITIZEN_OPEN_LIMIT),
+    # so a flood of citizen requests cannot push the office's work out of view.
+    citizen_open_limit: int = 3
+    # Notices (engine.notify). E-mail over SMTP: off unless SURATDESA_SMTP_HOST is set; port
+    # (SURATDESA_SMTP_PORT, 25), sender (SURATDESA_SMTP_FROM, required with a host), STARTTLS
+    # (SURATDESA_SMTP_STARTTLS=1) and login (SURATDESA_SMTP_USER / SURATDESA_SMTP_PASSWORD).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    # The messaging gateway (WhatsApp/SMS): JSON POSTs signed with HMAC-SHA256 under the shared
+    # secret (SURATDESA_NOTIFY_WEBHOOK_URL / SURATDESA_NOTIFY_WEBHOOK_SECRET). https only;
+    # http only to 127.0.0.1 or [::1] (a gateway on the same machine, tests).
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: str = ""
+    # Delivery: attempts before a notice is marked failed (SURATDESA_NOTIFY_MAX_ATTEMPTS), the
+    # first retry's delay in seconds, doubling each time up to an hour
+    # (SURATDESA_NOTIFY_RETRY_SECONDS), whether the web process runs a dispatcher
+    # (SURATDESA_NOTIFY_DISPATCH=0 when `suratdesa notify run --loop` does it elsewhere) and
+    # how often it looks for due notices besides being woken by commits
+    # (SURATDESA_NOTIFY_POLL_SECONDS).
+    notify_max_attempts: int = 8
+    notify_retry_seconds: float = 30.0
+    notify_dispatch: bool = True
+    notify_poll_seconds: float = 10.0
 
     @property
     def https(self) -> bool:
@@ -80,9 +107,59 @@ def get_settings() -> Settings:
         verify_workers=_number("SURATDESA_VERIFY_WORKERS", int, 2),
         verify_timeout_seconds=_number("SURATDESA_VERIFY_TIMEOUT", float, 20.0),
         verify_memory_mb=_number("SURATDESA_VERIFY_MEMORY_MB", int, 1024),
+        citizen_open_limit=max(1, _number("SURATDESA_CITIZEN_OPEN_LIMIT", int, 3)),
         password_hash_threads=max(
             1, _number("SURATDESA_PASSWORD_HASH_THREADS", int, default_password_hash_threads())
         ),
+        **_notify_settings(),
+    )
+
+
+def _notify_settings() -> dict:
+    """The notice transports and delivery settings (engine.notify), checked here."""
+    smtp_host = os.environ.get("SURATDESA_SMTP_HOST") or None
+    smtp_from = os.environ.get("SURATDESA_SMTP_FROM", "").strip()
+    if smtp_host and not smtp_from:
+        raise ValueError("SURATDESA_SMTP_FROM is required when SURATDESA_SMTP_HOST is set")
+    webhook_url = os.environ.get("SURATDESA_NOTIFY_WEBHOOK_URL") or None
+    webhook_secret = os.environ.get("SURATDESA_NOTIFY_WEBHOOK_SECRET", "")
+    if webhook_url:
+        check_webhook_url(webhook_url)
+        if len(webhook_secret) < 16:
+            raise ValueError(
+                "SURATDESA_NOTIFY_WEBHOOK_SECRET (at least 16 characters) is required "
+                "when SURATDESA_NOTIFY_WEBHOOK_URL is set"
+            )
+    return {
+        "smtp_host": smtp_host,
+        "smtp_port": _number("SURATDESA_SMTP_PORT", int, 25),
+        "smtp_from": smtp_from,
+        "smtp_starttls": _flag("SURATDESA_SMTP_STARTTLS"),
+        "smtp_user": os.environ.get("SURATDESA_SMTP_USER") or None,
+        "smtp_password": os.environ.get("SURATDESA_SMTP_PASSWORD") or None,
+        "notify_webhook_url": webhook_url,
+        "notify_webhook_secret": webhook_secret,
+        "notify_max_attempts": max(1, _number("SURATDESA_NOTIFY_MAX_ATTEMPTS", int, 8)),
+        "notify_retry_seconds": _number("SURATDESA_NOTIFY_RETRY_SECONDS", float, 30.0),
+        "notify_dispatch": "SURATDESA_NOTIFY_DISPATCH" not in os.environ
+        or _flag("SURATDESA_NOTIFY_DISPATCH"),
+        "notify_poll_seconds": _number("SURATDESA_NOTIFY_POLL_SECONDS", float, 10.0),
+    }
+
+
+def check_webhook_url(url: str) -> None:
+    """https to any host; plain http only to a loopback address (127.0.0.1, [::1]): notices
+    carry names of letter types and villages and the gateway must be able to trust the sender,
+    so they never cross a network unencrypted."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1"):
+        return
+    raise ValueError(
+        f"SURATDESA_NOTIFY_WEBHOOK_URL must be https:// (http:// only to 127.0.0.1): {url!r}"
     )
 
 
@@ -133,3 +210,17 @@ def _dev_secret_key() -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def serve_on(host: str, port: int) -> str:
+    """`suratdesa serve` and `suratdesa demo`: unless SURATDESA_PUBLIC_URL is set, the public
+    URL (printed by the demo, embedded in letters' QR codes and verify links) follows the
+    address served on, http://HOST:PORT, so `make demo PORT=8101` makes QR codes that open.
+    Set in this process's environment, so every app process (workers too) reads the same
+    value through get_settings. Returns the public URL."""
+    if not os.environ.get("SURATDESA_PUBLIC_URL"):
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        os.environ["SURATDESA_PUBLIC_URL"] = f"http://{shown}:{port}"
+    return os.environ["SURATDESA_PUBLIC_URL"].rstrip("/")

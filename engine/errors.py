@@ -30,3 +30,8 @@ class HeadSignerExists(Conflict):
     """A village already has an active head signer: a second one is refused until the first is
     disabled or their certificate revoked (at most one head signer per village, plus the
     declared acting signer)."""
+
+
+class TooManyAttempts(SuratDesaError):
+    """Too many tries from one client address or for one key (a NIK, a tracking code) within a
+    window that lifts by itself (citizen identification and status look-ups): answered 429."""

@@ -3,13 +3,21 @@ public portal). The most specific class comes first; an engine error not listed 
 
 from __future__ import annotations
 
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, SuratDesaError
+from engine.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SuratDesaError,
+    TooManyAttempts,
+)
 from engine.trust.signer_limit import SignerLocked, SignTooSoon
 from engine.trust.signing import SigningError, WrongPassphrase
 
 HTTP_STATUS: tuple[tuple[type[SuratDesaError], int], ...] = (
     (SignerLocked, 423),  # too many wrong passphrases: locked until the regency admin lifts it
     (SignTooSoon, 429),  # a try inside the wait after a wrong passphrase
+    (TooManyAttempts, 429),  # citizen identification / status look-ups over their limit
     (WrongPassphrase, 403),
     (InvalidInput, 422),
     (NotFound, 404),

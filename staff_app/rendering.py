@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from engine.dates import WIB, format_jam, format_tanggal
+from engine.dates import format_jam, format_tanggal, format_wib
 from engine.errors import SuratDesaError
 from engine.http_status import http_status
+from engine.letters import archive, revocation
 from engine.people.acting import in_village_titles, own_title
 from engine.requests import queues
 from engine.services import Services
@@ -41,6 +42,7 @@ ROLE_LABELS = {
     "sekdes": _("Village secretary"),
     "head": _("Village head"),
     "admin": _("Regency admin"),
+    "warga": "Warga (permohonan daring)",
 }
 STATE_LABELS = {
     "draft": _("Clerk's entry"),
@@ -60,6 +62,10 @@ ACTION_LABELS = {
     "handover": _("Handed over"),
     "letter.handover": _("Handed over"),
     "attach": _("Attachment saved"),
+    "citizen.correct": _("Corrected by the resident"),
+    "revoke_letter": _("Letter revoked"),
+    "replace_start": _("Replacement started"),
+    "replace_letter": _("Letter replaced"),
 }
 # What a button says: the imperative, where the timeline says what happened.
 BUTTON_LABELS = {
@@ -76,6 +82,17 @@ def role_label(role: str, village_kind: str | None = None) -> str:
     if role in ("head", "sekdes") and village_kind in ("desa", "kelurahan"):
         return own_title(role, Village(kind=village_kind))
     return ROLE_LABELS.get(role, role)
+
+
+def generic_titles(text: str) -> str:
+    """A workflow text written with a desa's titles ("Tanda tangan Kepala Desa") for a page
+    about no one village: "Tanda tangan Kepala Desa/Lurah" (the generic role labels)."""
+    desa = Village(kind="desa")
+    for role in ("head", "sekdes"):
+        title = own_title(role, desa)
+        if title in text and ROLE_LABELS[role] not in text:
+            text = text.replace(title, ROLE_LABELS[role])
+    return text
 
 
 def shown_value(spec_field, value: object) -> str:
@@ -107,8 +124,12 @@ def _env() -> jinja2.Environment:
         BUTTON_LABELS=BUTTON_LABELS,
         tanggal=format_tanggal,
         shown=shown_value,
-        wib=lambda dt: dt.astimezone(WIB).strftime("%d-%m-%Y %H:%M") if dt else "",
+        wib=format_wib,  # every time shown: "29-11-2026 14.30 WIB" (engine.dates)
+        # request.html's revoke/replace block asks the engine who may revoke (one rule)
+        may_revoke_letter=revocation.may_revoke,
+        letter_status_label=archive.status_label,
     )
+    env.filters["wib"] = format_wib
     return env
 
 
@@ -190,6 +211,7 @@ def row(svc: Services, session, req: LetterRequest) -> dict[str, Any]:
         "updated_at": req.updated_at,
         "overdue": queues.is_overdue(req) and req.state not in ("issued", "rejected", "cancelled"),
         "version": req.version,
+        "channel": req.channel,  # "warga": a resident's online request (marked in lists)
     }
 
 

@@ -31,6 +31,7 @@ from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from engine.config import _dev_secret_key
+from engine.notify.outbox import unread_count
 from engine.people import sessions
 from engine.people.users import Actor
 from engine.storage.db import transaction
@@ -77,6 +78,7 @@ class Web:
     village_name: str | None
     session_token: str  # the raw session id (sign-out and password change end by it)
     village_kind: str | None = None  # "desa" | "kelurahan": the titles the pages show
+    unread_notices: int = 0  # the header's Pemberitahuan badge (engine.notify)
 
 
 def _secret(request: Request) -> str:
@@ -168,7 +170,14 @@ def current(request: Request) -> Web:
             raise NeedSignIn(_next_of(request), expired=True)  # ended, expired or disabled
         village = user.village.name if user.village else None
         kind = user.village.kind if user.village else None
-        web = Web(Actor.of(user), csrf_for(request, token), village, token, kind)
+        web = Web(
+            Actor.of(user),
+            csrf_for(request, token),
+            village,
+            token,
+            kind,
+            unread_notices=unread_count(session, user.id),
+        )
     return web
 
 

@@ -8,11 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from engine.config import get_settings
+from engine.config import get_settings, serve_on
 from engine.errors import SuratDesaError
 from engine.storage.db import session_factory, transaction
 from suratdesa.cli_common import BY_HELP, _actor, _secret
 from suratdesa.keys_cli import add_keys_commands, say_where_the_root_is
+from suratdesa.notify_cli import add_notify_commands
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -69,16 +70,20 @@ def cmd_residents_import(args: argparse.Namespace) -> int:
 
     factory = session_factory()
     with factory() as session, session.begin():
-        report = import_csv(session, Path(args.file), args.village)
+        report = import_csv(session, Path(args.file), args.village, _actor(session, None))
         for warning in report.warnings:
             print(f"peringatan: {warning}", file=sys.stderr)
         if not report.ok:
             session.rollback()
             for problem in report.problems:
-                print(f"{args.file}: {problem}", file=sys.stderr)
+                print(f"{args.file}: ditolak: {problem}", file=sys.stderr)
             print(f"Tidak ada yang diimpor: {len(report.problems)} masalah.", file=sys.stderr)
             return 1
-    print(f"Impor selesai: {report.created} baru, {report.updated} diperbarui.")
+    for added in report.added:
+        print(f"baru: {added}")
+    for changed in report.changed:
+        print(f"diperbarui: {changed}")
+    print(f"Impor selesai: {report.summary()}.")
     return 0
 
 
@@ -151,6 +156,24 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats_refresh(args: argparse.Namespace) -> int:
+    from engine.letters.statistics_rollup import catch_up
+
+    engine = session_factory(get_settings().database_url).kw["bind"]
+    done = catch_up(engine, rebuild=args.rebuild)
+    until = done.settled_before.isoformat(timespec="seconds") if done.settled_before else "-"
+    print(f"Statistics rollup up to {until}: {done.letters} letters, {done.handovers} hand-overs.")
+    return 0
+
+
+def add_stats_commands(stats: argparse._SubParsersAction) -> None:
+    s = stats.add_parser(
+        "refresh", help="bring the statistics rollup up to date (cron; after db upgrade)"
+    )
+    s.add_argument("--rebuild", action="store_true", help="recount every letter from scratch")
+    s.set_defaults(func=cmd_stats_refresh)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from engine.trust.registry import verify_letter
 
@@ -205,25 +228,28 @@ def cmd_verify_qr(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.bootstrap import DEMO_PASSPHRASE, DEMO_PASSWORD, seed_demo
 
+    serve_on(args.host, args.port)  # the printed URLs follow the port `serve` will use
     settings = get_settings()
     cmd_db_upgrade(args)
     with transaction(session_factory(settings.database_url)) as session:
-        logins = seed_demo(session, settings.keys_dir)
+        logins = seed_demo(session, settings.keys_dir, public_url=settings.public_url)
     print(f"\nDemo Surat Desa siap. Akun (kata sandi semua akun: {DEMO_PASSWORD}):")
     for username, role, village, token in logins.rows:
         print(f"  {username:22} {role:9} {village:20} token: {token}")
-    print(f"Kata sandi tanda tangan kepala desa/lurah: {DEMO_PASSPHRASE}")
+    print(f"Kata sandi tanda tangan (kepala desa/lurah dan sekretaris): {DEMO_PASSPHRASE}")
     say_where_the_root_is(settings.keys_dir)
     for code, niks in logins.sample_niks.items():
         print(f"Contoh NIK penduduk {code}: {', '.join(niks)}")
     print(f"Aplikasi staf (masuk dengan akun di atas): {settings.public_url}/staf/masuk")
     print(f"API: {settings.public_url}/docs   (lihat README untuk contoh curl)")
+    print(f"Portal publik (QR surat): {settings.public_url}/verify")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    serve_on(args.host, args.port)  # letters' QR codes point where this serves
     # X-Forwarded-* are honoured by the app (suratdesa.security) from SURATDESA_TRUSTED_PROXIES
     # only; uvicorn's own handling would trust any loopback peer.
     uvicorn.run(
@@ -236,6 +262,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def add_address_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--host and --port; without SURATDESA_PUBLIC_URL the public URL is http://HOST:PORT."""
+    parser.add_argument("--host", default="127.0.0.1", help=what)
+    parser.add_argument("--port", type=int, default=8000, help=what)
 
 
 def _safe_url(url: str) -> str:
@@ -296,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint",
         help="anchor the chain: a signed, timestamped checkpoint file in SURATDESA_AUDIT_DIR",
     ).set_defaults(func=cmd_audit_checkpoint)
+    add_notify_commands(group("notify", "notices: deliver, status, staff contacts"))
+    add_stats_commands(group("stats", "open statistics (/statistik)"))
     s = sub.add_parser("verify", help="verify a signed letter PDF offline")
     s.add_argument("file")
     s.add_argument("--json", action="store_true")
@@ -309,12 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the public URL the QR must point under (default: SURATDESA_PUBLIC_URL)",
     )
     s.set_defaults(func=cmd_verify_qr)
-    sub.add_parser("demo", help="migrate, seed the demo and print logins").set_defaults(
-        func=cmd_demo
-    )
+    s = sub.add_parser("demo", help="migrate, seed the demo and print logins")
+    add_address_arguments(s, "the address `serve` will use (for the printed URLs)")
+    s.set_defaults(func=cmd_demo)
     s = sub.add_parser("serve", help="serve the API and portal")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    add_address_arguments(s, "where to serve")
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(func=cmd_serve)
     return p

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import install_error_handlers, router
+from citizen_app.web import install as install_citizen_app
 from engine.config import Settings
 from engine.services import Services
 from staff_app.web import install as install_staff_app
@@ -78,6 +79,17 @@ async def audit_checkpoint_loop(services: Services, hours: float) -> None:
         await asyncio.sleep(CHECKPOINT_POLL * random.uniform(0.8, 1.2))
 
 
+def start_notice_dispatcher(services: Services):
+    """Deliver notices from this process (engine.notify), unless SURATDESA_NOTIFY_DISPATCH=0
+    leaves it to `suratdesa notify run --loop` elsewhere."""
+    if not services.settings.notify_dispatch:
+        return None
+    from engine.notify.dispatcher import BackgroundDispatcher, Dispatcher
+
+    dispatcher = Dispatcher(services.factory, services.settings)
+    return BackgroundDispatcher(dispatcher, services.settings.notify_poll_seconds).start()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: Services = app.state.services
@@ -86,9 +98,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(
             audit_checkpoint_loop(services, services.settings.audit_checkpoint_hours)
         )
+    notices = start_notice_dispatcher(services)
     try:
         yield
     finally:
+        if notices is not None:
+            await asyncio.to_thread(notices.stop)
         if task is not None:
             task.cancel()
             with suppress(asyncio.CancelledError):
@@ -111,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(portal_router)
     install_staff_app(app)
+    install_citizen_app(app)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FACES = ("staff_app", "verify_portal", "api")
+FACES = ("staff_app", "verify_portal", "api", "citizen_app")
 ASSEMBLY = "suratdesa"
 # Jinja2 is allowed in the engine: letter templates are Jinja2 (engine.letters.render), which
 # is rendering a document, not serving HTTP.

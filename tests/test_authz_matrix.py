@@ -10,14 +10,17 @@ from datetime import timedelta
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from engine import attachments
 from engine.dates import today_wib
+from engine.notify import outbox
 from engine.people import acting
 from engine.people.users import Actor, get_user
 from engine.requests import batches
 from engine.requests.letter_requests import act, create_request
 from engine.storage.db import transaction
+from engine.storage.models import Resident
 from staff_app.views import router
 from suratdesa.web import create_app
 from tests.test_staff_app import csrf_of, sign_in
@@ -33,17 +36,35 @@ RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/staf/sandi"): ALL,
     ("GET", "/staf/beranda"): ALL,
     ("GET", "/staf/baru"): ("operator",),
+    # the letter form's look-up (called here with jenis=...): operators; without it the
+    # registry search page (staff of any village, the regency admin)
     ("GET", "/staf/penduduk"): ("operator",),
+    ("GET", "/staf/penduduk/baru"): ("operator",),
+    ("POST", "/staf/penduduk/baru"): ("operator",),
+    ("GET", "/staf/penduduk/{resident_id}"): ALL,
+    ("GET", "/staf/penduduk/{resident_id}/ubah"): ("operator",),
+    ("POST", "/staf/penduduk/{resident_id}/ubah"): ("operator",),
+    ("GET", "/staf/penduduk/{resident_id}/pindah"): ("operator",),
+    ("POST", "/staf/penduduk/{resident_id}/pindah"): ("operator",),
+    ("GET", "/staf/penduduk/{resident_id}/meninggal"): ("operator",),
+    ("POST", "/staf/penduduk/{resident_id}/meninggal"): ("operator",),
     ("POST", "/staf/baru"): ("operator",),
     ("GET", "/staf/permohonan"): ("operator",),
     ("GET", "/staf/antrean"): ("kasi", "sekdes"),
     ("GET", "/staf/permohonan/{request_id}"): ALL,
     ("POST", "/staf/permohonan/{request_id}/tindakan"): STAFF,
     ("POST", "/staf/permohonan/{request_id}/diserahkan"): ("operator",),
+    ("GET", "/staf/warga"): ("operator",),
+    ("POST", "/staf/warga/pin"): ("operator",),
     ("POST", "/staf/permohonan/{request_id}/lampiran"): STAFF,
     ("GET", "/staf/permohonan/{request_id}/lampiran/{attachment_id}"): ALL,
     ("GET", "/staf/permohonan/{request_id}/pratinjau.pdf"): ALL,
     ("GET", "/staf/permohonan/{request_id}/surat.pdf"): ALL,
+    # revoke or replace the letter: the head of its village or the regency admin (engine rule)
+    ("GET", "/staf/permohonan/{request_id}/surat/cabut"): ("head", "admin"),
+    ("POST", "/staf/permohonan/{request_id}/surat/cabut"): ("head", "admin"),
+    ("GET", "/staf/permohonan/{request_id}/surat/ganti"): ("head", "admin"),
+    ("POST", "/staf/permohonan/{request_id}/surat/ganti"): ("head", "admin"),
     # the sekdes signs "a.n." where a workflow allows it (surat-keterangan-umum does)
     ("GET", "/staf/tandatangan"): ("head", "sekdes"),
     ("POST", "/staf/tandatangan"): ("head", "sekdes"),
@@ -64,9 +85,18 @@ RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/staf/admin/pengguna/{user_id}/cabut"): ("admin",),
     ("POST", "/staf/admin/pengguna/{user_id}/buka-kunci"): ("admin",),
     ("GET", "/staf/admin/alur"): ("admin",),
+    # the village picker (search and open by name), re-enable, password reset
+    ("GET", "/staf/admin/cari-desa"): ("admin",),
+    ("GET", "/staf/admin/buka-desa"): ("admin",),
+    ("POST", "/staf/admin/pengguna/{user_id}/aktifkan"): ("admin",),
+    ("POST", "/staf/admin/pengguna/{user_id}/sandi"): ("admin",),
+    # one's own notices: a notice of someone else answers 404 (see notice_for)
+    ("GET", "/staf/pemberitahuan"): ALL,
+    ("POST", "/staf/pemberitahuan/baca-semua"): ALL,
+    ("POST", "/staf/pemberitahuan/{notice_id}/baca"): ALL,
 }
 # scoped to the Grogol request (and its attachment) / head.grogol's batch / a Grogol Plh.
-OWNED = ("{request_id}", "{batch_id}", "{attachment_id}", "{assignment_id}")
+OWNED = ("{request_id}", "{batch_id}", "{attachment_id}", "{assignment_id}", "{resident_id}")
 
 
 def routes() -> list[tuple[str, str]]:
@@ -113,6 +143,7 @@ def world(services, logins, passphrase):
                 version=req.version,
             )
         version = req.version
+        resident_id = session.scalar(select(Resident.id).where(Resident.nik == nik))
         user_id = get_user(session, "kasi.grogol").id
         assignment_id = acting.record(
             session,
@@ -132,7 +163,19 @@ def world(services, logins, passphrase):
         "user_id": user_id,
         "assignment_id": assignment_id,
         "code": "33.11.01.2001",
+        "resident_id": resident_id,  # a Grogol resident (the request's applicant)
     }
+
+
+def notice_for(services, username: str) -> tuple[int, bool]:
+    """The newest in-app notice of `username` (True: their own), else one of operator.grogol's
+    (the world's flow notifies every Grogol staff member; admin and Kenep staff get none)."""
+    with transaction(services.factory) as session:
+        for name, own in ((username, True), ("operator.grogol", False)):
+            notices = outbox.inapp_notices(session, get_user(session, name).id)
+            if notices:
+                return notices[0].id, own
+    raise AssertionError("the world's flow wrote no notice for operator.grogol")
 
 
 def call(client: TestClient, method: str, path: str, world: dict, csrf: str):
@@ -163,10 +206,13 @@ def test_matrix(services, world, role, village):
             continue  # public: covered in test_staff_app
         client = sign_in(app, username)
         csrf = csrf_of(client.get("/staf/sandi").text)
-        r = call(client, method, path, world, csrf)
+        notice_id, own_notice = notice_for(services, username)
+        r = call(client, method, path, {**world, "notice_id": notice_id}, csrf)
         allowed = role in RULES[(method, path)]
         owned = any(p in path for p in OWNED)
-        if not allowed:
+        if "{notice_id}" in path and not own_notice:
+            expected = {404}
+        elif not allowed:
             expected = {403}
         elif owned and (village == "other" or ("{batch_id}" in path and role != "head")):
             expected = {404}

@@ -6,13 +6,14 @@ else acted first) and appends an audit event, all in the caller's transaction.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.people.residents import find_resident, not_yours
@@ -21,7 +22,7 @@ from engine.requests.catalog import WorkflowCatalog
 from engine.requests.statemachine import CANCEL, ISSUED, TERMINAL_STATES, transition
 from engine.requests.workflows import FieldErrors, WorkflowSpec
 from engine.storage import audit
-from engine.storage.models import AuditEvent, LetterRequest
+from engine.storage.models import AuditEvent, LetterRequest, User
 from engine.text import (
     TextProblem,
     clean_text,
@@ -133,6 +134,9 @@ def check_subjects(
         # may not see this resident's data (residents.lookup_subject_for).
         if index == 0 and resident.village_code != village_code:
             errors[subject.name] = not_yours(raw)
+        elif index == 0 and resident.moved_on is not None:
+            # Recorded as moved away (resident_admin.record_move): no longer this village's.
+            errors[subject.name] = f"{subject.label}: tercatat sudah pindah dari desa/kelurahan ini"
         elif subject.alive is True and not resident.alive:
             errors[subject.name] = f"{subject.label}: tercatat sudah meninggal"
         elif subject.alive is False and resident.alive:
@@ -290,6 +294,53 @@ def move(
     )
 
 
+def move_many(
+    session: Session,
+    actor: Actor,
+    moves: Sequence[tuple[LetterRequest, int, dict | None]],
+    action: str,
+    target: str,
+) -> None:
+    """:func:`move` for several requests taking the same checked transition, each only if
+    nobody moved it since its version ((request, version, audit detail) triples): one update
+    and one batch of audit events (``audit.append_many``), in the given order."""
+    if not moves:
+        return
+    now = now_utc()
+    result = session.execute(
+        update(LetterRequest)
+        .where(
+            tuple_(LetterRequest.id, LetterRequest.version).in_(
+                [(request.id, version) for request, version, _ in moves]
+            )
+        )
+        .values(state=target, version=LetterRequest.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != len(moves):
+        raise Conflict(
+            "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang halaman."
+        )
+    entries = []
+    for request, version, detail in moves:
+        entries.append(
+            {
+                "actor_id": actor.user_id,
+                "actor": actor.username,
+                "role": actor.role,
+                "action": action,
+                "request_id": request.id,
+                "from_state": request.state,
+                "to_state": target,
+                "reason": None,
+                "detail": detail,
+            }
+        )
+        for name, value in (("state", target), ("version", version + 1), ("updated_at", now)):
+            set_committed_value(request, name, value)
+    audit.append_many(session, entries)
+
+
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
@@ -302,13 +353,24 @@ class TimelineEntry:
 
 
 def timeline(session: Session, request_id: int) -> list[TimelineEntry]:
-    events = session.scalars(
-        select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id)
+    """A request's history as staff read it: each step with the person's name (the account
+    name only when the account is gone; "warga" for the resident who asked online)."""
+    events = list(
+        session.scalars(
+            select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id)
+        )
     )
+    actor_ids = {e.actor_id for e in events if e.actor_id is not None}
+    names = {
+        user_id: name
+        for user_id, name in session.execute(
+            select(User.id, User.full_name).where(User.id.in_(actor_ids))
+        )
+    }
     return [
         TimelineEntry(
             at=e.created_at,
-            actor=e.actor,
+            actor=names.get(e.actor_id) or e.actor,
             role=e.role,
             action=e.action,
             from_state=e.from_state,

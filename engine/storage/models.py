@@ -90,6 +90,14 @@ class Resident(Base):
     village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)
     alive: Mapped[bool] = mapped_column(Boolean, default=True)
     died_on: Mapped[date | None] = mapped_column(Date)
+    # Resident administration (engine.people.resident_admin, migration 0014): citizenship, the
+    # relationship in the family (SHDK), the dusun of the family's address, and a recorded move
+    # out of the village (date and destination; the record stays for the letters issued).
+    citizenship: Mapped[str] = mapped_column(String(3), default="WNI", server_default="WNI")
+    family_relation: Mapped[str | None] = mapped_column(String(30))
+    dusun: Mapped[str | None] = mapped_column(String(60))
+    moved_on: Mapped[date | None] = mapped_column(Date)
+    moved_to: Mapped[str | None] = mapped_column(String(200))
 
 
 class User(Base):
@@ -114,6 +122,10 @@ class User(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when the signer's key is on the PKCS#11 token (engine.trust.hsm) under this key label.
     signer_hsm_label: Mapped[str | None] = mapped_column(String(60))
+    # Where notices about new work reach the user besides the staff app (engine.notify,
+    # migration 0013): an e-mail address (SMTP) and a phone number (the messaging webhook).
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
     village: Mapped[Village | None] = relationship(lazy="joined")
 
 
@@ -138,7 +150,8 @@ class LetterRequest(Base):
     subjects: Mapped[dict] = mapped_column(JSON)  # subject role -> NIK
     data: Mapped[dict] = mapped_column(JSON)  # field name -> value as typed by the user (JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic concurrency
-    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # None for a request a resident started online (channel "warga", migration 0012).
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     replaces_letter_id: Mapped[int | None] = mapped_column(
@@ -200,6 +213,10 @@ class Letter(Base):
     handed_over_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", name="fk_letters_handed_over_by")
     )
+    # Who received the letter at the counter, and the ID they showed (engine.letters.pickup).
+    handed_over_to_name: Mapped[str | None] = mapped_column(String(120))
+    handed_over_relation: Mapped[str | None] = mapped_column(String(40))
+    handed_over_id_number: Mapped[str | None] = mapped_column(String(40))
     # What the public page and the QR seal show: [{"label", "value"}], computed at issue from
     # the letter as printed (engine.letters.facts). NULL for letters issued before it existed.
     public_facts: Mapped[list | None] = mapped_column(JSON)
@@ -283,7 +300,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # None for a file a resident uploaded with an online request (migration 0012).
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -402,3 +420,148 @@ class SignerLock(Base):
     last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --------------------------------------------------------------------------- citizen requests
+# (issue 10, migration 0012: engine.citizens)
+
+
+class CitizenTracking(Base):
+    """A request a resident started online: the SHA-256 of its tracking code (the code is shown
+    to the resident once and never stored) and the NIK of who asked."""
+
+    __tablename__ = "citizen_tracking"
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    nik: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CitizenPin(Base):
+    """The argon2 hash of the PIN the office handed a resident for their history page."""
+
+    __tablename__ = "citizen_pins"
+    nik: Mapped[str] = mapped_column(ForeignKey("residents.nik"), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    set_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+# --------------------------------------------------------------------------- notices (0013)
+class Notice(Base):
+    """The notification outbox (engine.notify): one row per recipient and transport, written in
+    the transaction of the audit event it follows (a rollback leaves none). "inapp" rows are the
+    staff app's notices (delivered when written; read_at marks them read); "email" and "webhook"
+    rows wait as "pending" until a dispatcher claims ("sending") and delivers them ("sent"), or
+    gives up after the configured attempts ("failed")."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The audit event that caused it, by id only (no foreign key into the append-only log).
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    village_code: Mapped[str | None] = mapped_column(String(13))
+    kind: Mapped[str] = mapped_column(String(20))  # queue | returned | ready | rejected
+    audience: Mapped[str] = mapped_column(String(10))  # staff | warga
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    address: Mapped[str | None] = mapped_column(String(254))  # e-mail or phone; None for inapp
+    transport: Mapped[str] = mapped_column(String(10))  # inapp | email | webhook
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(200))  # path under the public URL
+    status: Mapped[str] = mapped_column(String(10))  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_notices_due", "status", "next_attempt_at"),
+        Index("ix_notices_user_unread", "user_id", "transport", "read_at"),
+    )
+
+
+class NoticeAttempt(Base):
+    """Every delivery attempt of a notice: when, by which transport and worker, and how it
+    ended (sent, or error with the error's text)."""
+
+    __tablename__ = "notice_attempts"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    notice_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("notices.id"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    transport: Mapped[str] = mapped_column(String(10))
+    worker: Mapped[str] = mapped_column(String(80))
+    outcome: Mapped[str] = mapped_column(String(10))  # sent | error
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- Open statistics (engine.letters.statistics, migration 0016) -----------------------------
+# Covering indexes for the yearly aggregate: letters by issue time with every column the public
+# statistics read, and requests by id with their channel and creation time, so both sides of the
+# join are read from the indexes alone (PostgreSQL index-only scans; SQLite covering indexes).
+Index(
+    "ix_letters_statistics",
+    Letter.issued_at,
+    Letter.village_code,
+    Letter.workflow_id,
+    Letter.request_id,
+    Letter.handed_over_at,
+)
+Index("ix_requests_statistics", LetterRequest.id, LetterRequest.channel, LetterRequest.created_at)
+
+
+# --------------------------------------------------------------------------- archive number search
+# (issue 9, migration 0017: engine.letters.archive) Any part of a letter's number ("045",
+# "/II/2026") is an ILIKE '%...%'; on PostgreSQL a trigram index serves it.
+Index(
+    "ix_letters_number_trgm",
+    Letter.number,
+    postgresql_using="gin",
+    postgresql_ops={"number": "gin_trgm_ops"},
+)
+
+
+# --- Open statistics rollup (engine.letters.statistics_rollup, migration 0018) ---------------
+# Letters issued before `StatRefresh.settled_before` (and hand-overs recorded before it) are
+# counted here; /statistik adds the few later ones on demand. Written only by the refresh.
+class StatLetters(Base):
+    """Letters issued per WIB year x village, broken down by one dimension at a time:
+    ("month", "1".."12"), ("type", workflow id) or ("channel", "loket"/"warga"); each
+    dimension adds up to the village's letters of the year."""
+
+    __tablename__ = "stat_letters"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(13), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    letters: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatDuration(Base):
+    """Histogram of service times ("signature": request -> signed; "handover": signed -> handed
+    over) per WIB year of issue x kecamatan, in the fixed buckets of statistics_rollup."""
+
+    __tablename__ = "stat_durations"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(10), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    letters: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatRefresh(Base):
+    """The rollup's watermark: everything before ``settled_before`` is in the rollup."""
+
+    __tablename__ = "stat_refresh"
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    settled_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+Index("ix_letters_handed_over_at", Letter.handed_over_at)

@@ -11,6 +11,7 @@ from staff_app.views import (  # noqa: F401 - imported for the pages they add to
     auth,
     home,
     letters,
+    notifications,
     requests,
     residents,
     signing,

@@ -30,6 +30,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("requests") as batch:
-        batch.drop_column("citizen_contact")
-        batch.drop_column("channel")
+    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy would drop a referenced table.
+    op.drop_column("requests", "citizen_contact")
+    op.drop_column("requests", "channel")
