@@ -204,11 +204,14 @@ def test_signer_revoke_is_audited(app, settings, chain_intact):
     client, csrf = admin_client(app)
     target = user_id(settings, "head.kenep")
     r = client.post(
-        f"{P}/admin/pengguna/{target}/cabut", data={"csrf": csrf, "reason": "Kartu hilang"}
+        f"{P}/admin/pengguna/{target}/cabut",
+        data={"csrf": csrf, "reason": "Kartu hilang", "code": "kunci-bocor"},
     )
     assert r.status_code == 303, r.text
     ev = only_event(settings, "signer.revoke")
     assert (ev.actor, ev.reason, ev.detail["user_id"]) == ("admin", "Kartu hilang", target)
+    # The reason picked on the page reaches the CRL as RFC 5280's keyCompromise.
+    assert (ev.detail["reason_code"], ev.detail["crl_reason"]) == ("kunci-bocor", "key_compromise")
     assert "cabut" not in client.get(f"{P}/admin/pengguna").text.split(f"/{target}/")[1][:20]
     chain_intact()
 
@@ -339,15 +342,30 @@ def test_letter_handover_is_audited_once(app, services, settings, logins, passph
 
     client = sign_in(app, "operator.grogol")
     csrf = csrf_of(client.get(f"{P}/permohonan/{rid}").text)
-    for _ in range(2):
-        r = client.post(f"{P}/permohonan/{rid}/diserahkan", data={"csrf": csrf})
-        assert r.status_code == 303, r.text
+    receiver = {
+        "csrf": csrf,
+        "receiver_name": "Siti Aminah",
+        "receiver_relation": "Yang bersangkutan",
+        "receiver_id_number": "3311015508900002",
+    }
+    r = client.post(f"{P}/permohonan/{rid}/diserahkan", data={"csrf": csrf})
+    assert r.status_code == 422 and "Data penerima surat belum lengkap" in r.text
+    r = client.post(f"{P}/permohonan/{rid}/diserahkan", data=receiver)
+    assert r.status_code == 303, r.text
+    r = client.post(f"{P}/permohonan/{rid}/diserahkan", data=receiver)
+    assert r.status_code == 409  # recorded once
     ev = only_event(settings, "letter.handover")
     operator_id = user_id(settings, "operator.grogol")
     with transaction(services.factory) as session:
         letter = session.scalar(select(Letter).where(Letter.request_id == rid))
         assert letter.handed_over_by_id == ev.actor_id == operator_id
     assert ev.actor == "operator.grogol" and ev.request_id == rid
-    assert ev.detail == {"letter_id": letter.id, "number": letter.number}
+    assert ev.detail == {
+        "letter_id": letter.id,
+        "number": letter.number,
+        "receiver": "Siti Aminah",
+        "relation": "Yang bersangkutan",
+        "id_number": "3311********0002",
+    }
     assert "Diserahkan" in client.get(f"{P}/permohonan/{rid}").text  # on the timeline
     chain_intact()

@@ -1,17 +1,100 @@
 """Administrative writes that are not about one account or key: a village's letterhead data
-(and its head's name and NIP, as printed on letters), and the hand-over of a letter to the
-resident. Each write appends its audit event in the same transaction; faces only parse the
-input, call these and render."""
+(and its head's name and NIP, as printed on letters; the hand-over of a letter is
+engine.letters.pickup). Also how the regency admin names a village: by name, with search
+(`search_villages`, `village_choice`, `resolve_village`), never by typing its code. Each
+write appends its audit event in the same transaction; faces only parse the input, call
+these and render."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.people.users import Actor, active_head, audit_admin, update_user
-from engine.storage.models import Letter, LetterRequest, Village
-from engine.timeutil import now_utc
+from engine.storage.models import District, Village
+
+VILLAGE_CODE = re.compile(r"\b(\d{2}\.\d{2}\.\d{2}\.\d{4})\b")
+_KIND_WORDS = ("desa ", "kelurahan ", "kel. ", "ds. ")
+
+
+def village_choice(village: Village) -> str:
+    """How a village is offered and picked: "Desa Grogol, Kec. Weru (33.11.01.2001)". Two
+    villages may share a name (Grogol in Kec. Weru and in Kec. Grogol): the kecamatan and the
+    code tell them apart, and `resolve_village` reads this text back."""
+    kind = "Desa" if village.kind == "desa" else "Kelurahan"
+    return f"{kind} {village.name}, Kec. {village.district.name} ({village.code})"
+
+
+def search_villages(session: Session, query: str, *, limit: int = 20) -> list[Village]:
+    """Villages whose name, kecamatan or code contains `query` (case-insensitive): name
+    matches first, then those of a matching kecamatan; at most `limit`. Empty query: the
+    first `limit` by name."""
+    text = _bare_name(query)
+    base = select(Village).join(District, Village.district_code == District.code)
+    if not text:
+        return list(session.scalars(base.order_by(Village.name, Village.code).limit(limit)))
+    pattern = f"%{_escape_like(text)}%"
+    by_name = func.lower(Village.name).like(pattern, escape="\\")
+    matches = base.where(
+        or_(
+            by_name,
+            func.lower(District.name).like(pattern, escape="\\"),
+            Village.code.like(f"{_escape_like(text)}%", escape="\\"),
+        )
+    )
+    ordered = matches.order_by(by_name.desc(), Village.name, Village.code).limit(limit)
+    return list(session.scalars(ordered))
+
+
+def resolve_village(session: Session, text: str | None) -> str | None:
+    """The code of the village the admin picked or typed: a `village_choice` text, a code, or
+    a name ("Kenep", "Desa Grogol, Kec. Weru"). None for an empty field. An unknown name, or
+    a name two villages share without the kecamatan, is refused with the choices."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    code = VILLAGE_CODE.search(text)
+    if code is not None:
+        if session.get(Village, code.group(1)) is None:
+            raise InvalidInput(
+                f"Desa/kelurahan tidak dikenal: {code.group(1)}.",
+                {"village": "Pilih desa/kelurahan dari daftar."},
+            )
+        return code.group(1)
+    name, _, district = text.partition(",")
+    district = district.strip().lower().removeprefix("kec.").removeprefix("kecamatan").strip()
+    query = select(Village).join(District, Village.district_code == District.code)
+    query = query.where(func.lower(Village.name) == _bare_name(name))
+    if district:
+        query = query.where(func.lower(District.name) == district)
+    found = list(session.scalars(query.order_by(Village.code).limit(10)))
+    if len(found) == 1:
+        return found[0].code
+    if not found:
+        raise InvalidInput(
+            f"Desa/kelurahan tidak dikenal: {text!r}. Ketik sebagian namanya lalu pilih dari "
+            "daftar.",
+            {"village": "Pilih desa/kelurahan dari daftar."},
+        )
+    choices = "; ".join(village_choice(v) for v in found)
+    raise InvalidInput(
+        f"Ada {len(found)} desa/kelurahan bernama {found[0].name}: {choices}. Pilih salah satu.",
+        {"village": "Pilih desa/kelurahan dari daftar."},
+    )
+
+
+def _bare_name(text: str) -> str:
+    text = " ".join((text or "").split()).lower()
+    for word in _KIND_WORDS:
+        text = text.removeprefix(word)
+    return text.strip()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def update_village(
@@ -50,29 +133,3 @@ def update_village(
         if head is not None:
             head_changes = update_user(session, by, head, full_name=head_name, nip=head_nip)
     return {"village": changes, "head": head_changes}
-
-
-def hand_over(session: Session, actor: Actor, request_id: int) -> Letter:
-    """Record that the issued letter of a request was handed to the resident (once)."""
-    if actor.role != "operator":
-        raise Forbidden("Hanya operator yang mencatat penyerahan surat.")
-    req = session.get(LetterRequest, request_id)
-    if req is None or req.village_code != actor.village_code:
-        raise NotFound("Permohonan tidak ditemukan.")
-    letter = session.scalar(
-        select(Letter).where(Letter.request_id == request_id).with_for_update(of=Letter)
-    )
-    if letter is None:
-        raise NotFound("Surat belum diterbitkan.")
-    if letter.handed_over_at is None:
-        letter.handed_over_at = now_utc()
-        letter.handed_over_by_id = actor.user_id
-        session.flush()
-        audit_admin(
-            session,
-            actor,
-            "letter.handover",
-            {"letter_id": letter.id, "number": letter.number},
-            request_id=request_id,
-        )
-    return letter

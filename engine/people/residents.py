@@ -11,11 +11,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.dates import today_wib
 from engine.errors import InvalidInput, NotFound
-from engine.people.nik import NikError, check_nik_matches, parse_nik
+from engine.people.nik import NikError, ParsedNik, check_nik_matches, mask_nik, parse_nik
 from engine.people.users import Actor
 from engine.requests.workflows import WorkflowSpec
 from engine.storage.models import Resident, Village
+from engine.text import TextProblem, clean_text, unprintable_problem
 
 RELIGIONS = ("Islam", "Kristen", "Katolik", "Hindu", "Buddha", "Konghucu", "Kepercayaan")
 MARITAL_STATUSES = ("Belum Kawin", "Kawin", "Cerai Hidup", "Cerai Mati")
@@ -34,6 +36,32 @@ CSV_COLUMNS = (
     "rw",
 )
 SEX_LABELS = {"L": "Laki-laki", "P": "Perempuan"}
+CITIZENSHIPS = ("WNI", "WNA")
+# Status hubungan dalam keluarga (SHDK), as on the Kartu Keluarga.
+FAMILY_RELATIONS = (
+    "Kepala Keluarga",
+    "Suami",
+    "Istri",
+    "Anak",
+    "Menantu",
+    "Cucu",
+    "Orang Tua",
+    "Mertua",
+    "Famili Lain",
+    "Pembantu",
+    "Lainnya",
+)
+# Columns a registry export may carry (migration 0014); empty or absent: the default below.
+OPTIONAL_COLUMNS = ("citizenship", "family_relation", "dusun")
+DEFAULTS: dict[str, str | None] = {"citizenship": "WNI", "family_relation": None, "dusun": None}
+CHOICES = {
+    "religion": RELIGIONS,
+    "marital_status": MARITAL_STATUSES,
+    "citizenship": CITIZENSHIPS,
+    "family_relation": FAMILY_RELATIONS,
+}
+# The registry's column sizes (engine.storage.models.Resident).
+TEXT_LIMITS = {"name": 120, "birth_place": 80, "occupation": 80, "address": 200, "dusun": 60}
 
 
 def find_resident(session: Session, nik_text: str) -> Resident:
@@ -183,20 +211,47 @@ class RowProblem:
 
 
 @dataclass
+class RowChange:
+    """One imported row that added or changed a resident: its line, the resident's masked NIK
+    and, for an update, the names of the columns whose values changed."""
+
+    row: int
+    nik: str  # masked
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        changed = f": {', '.join(self.fields)}" if self.fields else ""
+        return f"baris {self.row}, NIK {self.nik}{changed}"
+
+
+@dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
+    added: list[RowChange] = field(default_factory=list)
+    changed: list[RowChange] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def summary(self) -> str:
+        return (
+            f"{self.created} baru, {self.updated} diperbarui, {self.unchanged} tidak berubah, "
+            f"{len(self.problems)} masalah"
+        )
 
-def import_csv(session: Session, source: Path | str, village_code: str) -> ImportReport:
+
+def import_csv(
+    session: Session, source: Path | str, village_code: str, actor: Actor | None = None
+) -> ImportReport:
     """Validate every row first; write only if all rows are good (all-or-nothing). Residents
-    already registered in this village are updated; a NIK registered elsewhere is an error."""
+    already registered in this village are updated (the report names the changed columns of
+    each row); a NIK registered elsewhere is an error. With ``actor``, a written import is one
+    audit event (``resident.import``: counts, no personal data)."""
     village = session.get(Village, village_code)
     if village is None:
         raise InvalidInput(f"Kode desa/kelurahan tidak dikenal: {village_code!r}")
@@ -207,10 +262,37 @@ def import_csv(session: Session, source: Path | str, village_code: str) -> Impor
     if missing:
         report.problems.append(RowProblem(1, ",".join(missing), "kolom tidak ada di header"))
         return report
-    rows: list[dict] = []
+    columns = CSV_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in (reader.fieldnames or []))
+    rows = _read_rows(reader, columns, report)
+    if report.problems:
+        return report
+    existing = {
+        r.nik: r
+        for r in session.scalars(
+            select(Resident).where(Resident.nik.in_([v["nik"] for _, v in rows]))
+        )
+    }
+    for line, values in rows:
+        current = existing.get(values["nik"])
+        if current is not None and current.village_code != village_code:
+            report.problems.append(RowProblem(line, "nik", "NIK terdaftar di desa/kelurahan lain"))
+    if report.problems:
+        return report
+    for line, values in rows:
+        _apply_row(session, report, line, values, existing.get(values["nik"]), village_code)
+    session.flush()
+    if actor is not None and (report.created or report.updated):
+        from engine.people.resident_admin import audit_import  # it imports this module
+
+        audit_import(session, actor, village_code, report)
+    return report
+
+
+def _read_rows(reader, columns: tuple[str, ...], report: ImportReport) -> list[tuple[int, dict]]:
+    rows: list[tuple[int, dict]] = []
     seen: dict[str, int] = {}
     for line, raw in enumerate(reader, start=2):
-        values = {k: (raw.get(k) or "").strip() for k in CSV_COLUMNS}
+        values = {k: (raw.get(k) or "").strip() for k in columns}
         row_problems = _check_row(line, values, report)
         if values["nik"] in seen and not row_problems:
             row_problems.append(
@@ -219,75 +301,116 @@ def import_csv(session: Session, source: Path | str, village_code: str) -> Impor
         seen.setdefault(values["nik"], line)
         report.problems.extend(row_problems)
         if not row_problems:
-            rows.append(values)
-    if report.problems:
-        return report
-    existing = {
-        r.nik: r
-        for r in session.scalars(select(Resident).where(Resident.nik.in_([r["nik"] for r in rows])))
-    }
-    for values in rows:
-        current = existing.get(values["nik"])
-        if current is not None and current.village_code != village_code:
-            report.problems.append(
-                RowProblem(0, "nik", f"NIK {values['nik']} terdaftar di desa lain")
-            )
-    if report.problems:
-        return report
-    for values in rows:
-        attrs = {**values, "birth_date": date.fromisoformat(values["birth_date"])}
-        current = existing.get(values["nik"])
-        if current is None:
-            session.add(Resident(**attrs, village_code=village_code, alive=True))
-            report.created += 1
-        else:
-            for key, value in attrs.items():
-                setattr(current, key, value)
-            report.updated += 1
-    session.flush()
-    return report
+            rows.append((line, values))
+    return rows
+
+
+def _apply_row(session, report, line, values, current, village_code) -> None:
+    attrs = {**values, "birth_date": date.fromisoformat(values["birth_date"])}
+    for column in OPTIONAL_COLUMNS:
+        if column in attrs and not attrs[column]:
+            attrs[column] = DEFAULTS.get(column)
+    if current is None:
+        session.add(Resident(**{**DEFAULTS, **attrs}, village_code=village_code, alive=True))
+        report.created += 1
+        report.added.append(RowChange(line, mask_nik(values["nik"])))
+        return
+    changed = tuple(k for k, v in attrs.items() if k != "nik" and getattr(current, k) != v)
+    for key in changed:
+        setattr(current, key, attrs[key])
+    if changed:
+        report.updated += 1
+        report.changed.append(RowChange(line, mask_nik(values["nik"]), changed))
+    else:
+        report.unchanged += 1
 
 
 def _check_row(line: int, v: dict[str, str], report: ImportReport) -> list[RowProblem]:
-    problems: list[RowProblem] = []
+    warnings: list[str] = []
+    errors = check_values(v, warnings=warnings, optional=OPTIONAL_COLUMNS)
+    report.warnings.extend(RowProblem(line, "nik", w) for w in warnings)
+    return [RowProblem(line, column, reason) for column, reason in errors.items()]
 
-    def bad(column: str, reason: str) -> None:
-        problems.append(RowProblem(line, column, reason))
 
-    for column in CSV_COLUMNS:
-        if not v[column]:
-            bad(column, "wajib diisi")
-    parsed = None
-    if v["nik"]:
+def check_values(
+    v: dict[str, str],
+    *,
+    warnings: list[str] | None = None,
+    optional: tuple[str, ...] = OPTIONAL_COLUMNS,
+) -> dict[str, str]:
+    """The one rule for a resident's registry data (the add and correct forms, the API and the
+    CSV import): ``v`` maps column names to typed text and is normalized in place (NIK without
+    separators, sex upper-case, RT/RW zero-padded); the answer maps each bad column to an
+    Indonesian reason. The NIK's birth date and sex must match the record's."""
+    errors: dict[str, str] = {}
+    for column in [*CSV_COLUMNS, *optional]:
+        if column not in v:
+            continue
         try:
-            parsed = parse_nik(v["nik"])
-            v["nik"] = parsed.nik
-            for warning in parsed.warnings:
-                report.warnings.append(RowProblem(line, "nik", warning))
-        except NikError as exc:
-            bad("nik", str(exc))
-    if v["kk"] and not (len(v["kk"]) == 16 and v["kk"].isdigit()):
-        bad("kk", "No. KK harus 16 digit angka")
+            v[column] = clean_text(v[column], max_length=None)
+        except TextProblem as exc:
+            errors[column] = str(exc)
+            continue
+        if not v[column] and column not in optional:
+            errors[column] = "wajib diisi"
+    parsed = _check_nik(v, errors, warnings)
+    birth = _check_choices(v, errors)
+    for column, limit in TEXT_LIMITS.items():
+        if v.get(column) and column not in errors:
+            problem = _text_problem(v[column], limit)
+            if problem:
+                errors[column] = problem
+    if parsed is not None and birth is not None and v.get("sex") in SEX_LABELS:
+        mismatch = check_nik_matches(parsed, birth, v["sex"])
+        if mismatch:
+            errors["nik"] = "; ".join(mismatch)
+    return errors
+
+
+def _check_nik(v: dict, errors: dict, warnings: list[str] | None) -> ParsedNik | None:
+    if not v.get("nik") or "nik" in errors:
+        return None
+    try:
+        parsed = parse_nik(v["nik"])
+    except NikError as exc:
+        errors["nik"] = str(exc)
+        return None
+    v["nik"] = parsed.nik
+    if warnings is not None:
+        warnings.extend(parsed.warnings)
+    return parsed
+
+
+def _check_choices(v: dict, errors: dict) -> date | None:
+    """Dates, codes and choice lists; the birth date if it is one."""
     birth = None
-    if v["birth_date"]:
+    if v.get("kk") and "kk" not in errors and not (len(v["kk"]) == 16 and v["kk"].isdigit()):
+        errors["kk"] = "No. KK harus 16 digit angka"
+    if v.get("birth_date") and "birth_date" not in errors:
         try:
             birth = date.fromisoformat(v["birth_date"])
         except ValueError:
-            bad("birth_date", f"tanggal tidak valid: {v['birth_date']!r} (format YYYY-MM-DD)")
-    if v["sex"]:
+            errors["birth_date"] = f"tanggal tidak valid: {v['birth_date']!r} (format YYYY-MM-DD)"
+        else:
+            if birth > today_wib():
+                errors["birth_date"] = "tanggal lahir tidak boleh di masa depan"
+    if v.get("sex") and "sex" not in errors:
         v["sex"] = v["sex"].upper()
         if v["sex"] not in SEX_LABELS:
-            bad("sex", "isi L (laki-laki) atau P (perempuan)")
-    if v["religion"] and v["religion"] not in RELIGIONS:
-        bad("religion", f"agama tidak dikenal (pilihan: {', '.join(RELIGIONS)})")
-    if v["marital_status"] and v["marital_status"] not in MARITAL_STATUSES:
-        bad("marital_status", f"status tidak dikenal (pilihan: {', '.join(MARITAL_STATUSES)})")
+            errors["sex"] = "isi L (laki-laki) atau P (perempuan)"
+    for column, choices in CHOICES.items():
+        if v.get(column) and column not in errors and v[column] not in choices:
+            errors[column] = f"pilihan tidak dikenal (pilihan: {', '.join(choices)})"
     for column in ("rt", "rw"):
-        if v[column] and not (v[column].isdigit() and len(v[column]) <= 3):
-            bad(column, "harus angka, paling banyak 3 digit")
-        elif v[column]:
-            v[column] = v[column].zfill(3)
-    if parsed is not None and birth is not None and v["sex"] in SEX_LABELS:
-        for reason in check_nik_matches(parsed, birth, v["sex"]):
-            bad("nik", reason)
-    return problems
+        if v.get(column) and column not in errors:
+            if not (v[column].isascii() and v[column].isdigit() and len(v[column]) <= 3):
+                errors[column] = "harus angka, paling banyak 3 digit"
+            else:
+                v[column] = v[column].zfill(3)
+    return birth if "birth_date" not in errors else None
+
+
+def _text_problem(text: str, limit: int) -> str | None:
+    if len(text) > limit:
+        return f"terlalu panjang: maksimal {limit} karakter"
+    return unprintable_problem(text)

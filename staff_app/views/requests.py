@@ -3,19 +3,20 @@ attachments, hand-over."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from engine import attachments
-from engine.errors import Conflict, Forbidden, InvalidInput
+from engine.citizens import history
+from engine.citizens.requests import operator_queue_page as citizen_queue_page
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.http_status import http_status
-from engine.people import acting, admin
-from engine.people.users import (
-    STAFF_ROLES,
-)
+from engine.letters import pickup
+from engine.people import acting
+from engine.people.users import STAFF_ROLES, hash_password
 from engine.requests import queues
 from engine.requests.letter_requests import act, create_request, timeline
 from engine.requests.statemachine import available_actions
@@ -41,6 +42,7 @@ from staff_app.session import (
     PREFIX,
     Web,
     check_csrf,
+    password_work,
 )
 
 
@@ -48,7 +50,18 @@ from staff_app.session import (
 def new_request_page(request: Request, web: WebDep, svc: Svc, jenis: str = "") -> HTMLResponse:
     require(web, "operator")
     spec = spec_or_404(svc, jenis) if jenis else None
+    # A NIK given in the address (subject_<name>=...): the form comes back prefilled after the
+    # operator added the resident from the look-up's dead end (staff_app.views.residents).
+    typed = {
+        s.name: request.query_params.get(f"subject_{s.name}", "")[:40]
+        for s in (spec.subjects if spec else [])
+    }
     with transaction(svc.factory) as session:
+        infos = {
+            name: resident_info(session, web.actor, spec, name, nik)
+            for name, nik in typed.items()
+            if nik
+        }
         return render(
             request,
             "new.html",
@@ -56,9 +69,9 @@ def new_request_page(request: Request, web: WebDep, svc: Svc, jenis: str = "") -
             nav=nav(session, svc, web),
             specs=list(svc.catalog.specs.values()),
             spec=spec,
-            values={},
+            values={f"subject_{name}": nik for name, nik in typed.items() if nik},
             errors={},
-            infos={},
+            infos=infos,
         )
 
 
@@ -115,33 +128,69 @@ async def new_request_post(request: Request, web: WebDep, svc: Svc) -> Response:
         )
 
 
+def _list_page(
+    request: Request, session, svc: Services, web: Web, heading: str, load, **extra
+) -> HTMLResponse:
+    """A paged request list: ``load(after)`` is the engine's page function; ?setelah= holds
+    the cursor. A cursor or search the engine refuses is a 422 page saying so."""
+    params = dict(request.query_params)
+    keep = {"cari": params["cari"]} if params.get("cari") else {}
+    try:
+        page = load(params.get("setelah") or None)
+    except InvalidInput as exc:
+        fields = {"cursor": "setelah", "search": "cari"}
+        errors = {fields.get(k, k): v for k, v in exc.errors.items()}
+        page, status, error = queues.RequestPage([], None), 422, str(exc)
+    else:
+        errors, status, error = {}, 200, None
+    return render(
+        request,
+        "list.html",
+        status,
+        web=web,
+        nav=nav(session, svc, web),
+        rows=[row(svc, session, r) for r in page.rows],
+        heading=heading,
+        error=error,
+        errors=errors,
+        first_url=f"?{urlencode(keep)}" if params.get("setelah") else None,
+        next_url=f"?{urlencode({**keep, 'setelah': page.next_cursor})}"
+        if page.next_cursor
+        else None,
+        **{"search": None, "total": None, **extra},
+    )
+
+
 @router.get("/permohonan")
-def my_requests(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+def my_requests(request: Request, web: WebDep, svc: Svc, cari: str = "") -> HTMLResponse:
     require(web, "operator")
     with transaction(svc.factory) as session:
-        rows = [row(svc, session, r) for r in queues.own_requests(session, web.actor.user_id)]
-        return render(
+        return _list_page(
             request,
-            "list.html",
-            web=web,
-            nav=nav(session, svc, web),
-            rows=rows,
-            heading=_("My requests"),
+            session,
+            svc,
+            web,
+            _("My requests"),
+            lambda after: queues.own_requests_page(
+                session, svc.catalog, web.actor.user_id, search=cari, after=after
+            ),
+            search=cari,
         )
 
 
 @router.get("/antrean")
 def review_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
     require(web, "kasi", "sekdes")
+    village, role = web.actor.village_code or "", web.actor.role
     with transaction(svc.factory) as session:
-        items = queues.queue(session, svc.catalog, web.actor.village_code or "", web.actor.role)
-        return render(
+        return _list_page(
             request,
-            "list.html",
-            web=web,
-            nav=nav(session, svc, web),
-            rows=[row(svc, session, r) for r in items],
-            heading=_("Review queue"),
+            session,
+            svc,
+            web,
+            _("Review queue"),
+            lambda after: queues.queue_page(session, svc.catalog, village, role, after=after),
+            total=queues.queue_count(session, svc.catalog, village, role),
         )
 
 
@@ -202,6 +251,7 @@ def _request_page(
         if capacity.on_behalf
         else None,
         own_title=acting.own_title(web.actor.role, village),
+        relations=pickup.RELATIONS,
         village_kind=village.kind,
         state=row(svc, session, req)["state_label"],
         ok=ok,
@@ -347,7 +397,77 @@ def attachment_file(
 async def hand_over(request: Request, request_id: int, web: WebDep, svc: Svc) -> Response:
     require(web, "operator")
     await check_csrf(request, web)
-    with transaction(svc.factory) as session:
-        load_request(session, web.actor, request_id)
-        admin.hand_over(session, web.actor, request_id)
+    form = await request.form()
+    receiver = {
+        "receiver_name": form.get("receiver_name"),
+        "relation": form.get("receiver_relation"),
+        "id_number": form.get("receiver_id_number"),
+    }
+    try:
+        with transaction(svc.factory) as session:
+            load_request(session, web.actor, request_id)
+            pickup.hand_over(session, web.actor, request_id, **receiver)
+    except (InvalidInput, Conflict) as exc:
+        with transaction(svc.factory) as session:
+            return _request_page(
+                request,
+                session,
+                svc,
+                web,
+                request_id,
+                error=str(exc),
+                errors=getattr(exc, "errors", {}),
+                values={k: str(v or "") for k, v in form.items() if k.startswith("receiver_")},
+                status=http_status(exc),
+            )
     return RedirectResponse(f"{PREFIX}/permohonan/{request_id}?ok=handover", 303)
+
+
+@router.get("/warga")
+def citizen_requests(request: Request, web: WebDep, svc: Svc, setelah: str = "") -> HTMLResponse:
+    """Requests residents sent online, waiting for the operator to complete them; one page
+    (?setelah= holds the cursor; a cursor the engine refuses is a 422 page saying so)."""
+    require(web, "operator")
+    with transaction(svc.factory) as session:
+        return _citizen_page(request, session, svc, web, after=setelah)
+
+
+def _citizen_page(
+    request: Request, session, svc: Services, web: Web, status: int = 200, after: str = "", **extra
+):
+    village = web.actor.village_code or ""
+    try:
+        page = citizen_queue_page(session, svc.catalog, village, after=after or None)
+    except InvalidInput as exc:
+        page, status, extra["list_error"] = queues.RequestPage([], None), 422, str(exc)
+    return render(
+        request,
+        "citizens.html",
+        status,
+        web=web,
+        nav=nav(session, svc, web),
+        rows=[row(svc, session, r) for r in page.rows],
+        heading=_("Citizen requests"),
+        first_url="?" if after else None,
+        next_url=f"?{urlencode({'setelah': page.next_cursor})}" if page.next_cursor else None,
+        **extra,
+    )
+
+
+@router.post("/warga/pin")
+async def citizen_pin(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+    """Give a resident of the village a PIN for their history page (shown once)."""
+    require(web, "operator")
+    await check_csrf(request, web)
+    form = await request.form()
+    nik = "".join(str(form.get("nik", ""))[:40].split())
+    pin = history.new_pin()
+    pin_hash = await password_work(hash_password, pin)
+    try:
+        with transaction(svc.factory) as session:
+            history.issue_pin(session, web.actor, nik, pin_hash)
+    except (InvalidInput, NotFound) as exc:
+        with transaction(svc.factory) as session:
+            return _citizen_page(request, session, svc, web, http_status(exc), error=str(exc))
+    with transaction(svc.factory) as session:
+        return _citizen_page(request, session, svc, web, pin=pin, pin_nik=nik)

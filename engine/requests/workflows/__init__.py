@@ -22,6 +22,7 @@ File format (see ``workflows/*.yaml`` and :func:`workflow_json_schema`)::
                 signers: {sekdes: a.n.}}   # optional: who else signs, on the head's behalf
     effects:
       issued: [{mark_deceased: deceased}]
+    citizen_requestable: false           # optional; true: residents may ask online (/warga/)
     public_facts:                        # what the public page and the QR seal show
       - {label: Nama, from: subject:deceased.name}
       - {label: Tanggal meninggal, from: field:date_of_death}
@@ -37,6 +38,11 @@ built-in cancel (an operator, before issue), never declared. Every step is reach
 initial step, every step can reach an end, and some path reaches ``issued``. ``signers`` is only
 allowed on a head's step with a ``sign`` action: it names the staff roles that may sign that step
 on the head's behalf, ``a.n.`` (sekdes) or ``u.b.`` (kasi), printed before the head's title.
+
+``citizen_requestable: true`` opens the letter type to residents (engine.citizens): a resident
+names only themselves (the first subject; any other subject must be optional) and the request
+enters the initial step, which must be the operator's: the operator completes or corrects it,
+then the chain runs as for a counter request.
 
 Problems are reported as ``file:line: reason`` with the reason in Bahasa Indonesia, since the
 regency admin who edits workflows reads them.

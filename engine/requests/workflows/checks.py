@@ -484,3 +484,36 @@ def _template(p: _Problems, path: Path, doc: _Map) -> tuple[str, Path, bytes]:
     except OSError:
         p.add(line, f"template: berkas '{template}' tidak ditemukan ({resolved})")
         return template, resolved, b""
+
+
+def _citizen_requestable(
+    p: _Problems,
+    doc: _Map,
+    subjects: tuple[SubjectSpec, ...],
+    steps: dict[str, StepSpec],
+    initial: str,
+) -> bool:
+    """``citizen_requestable: true`` lets residents ask online. A resident names only
+    themselves (the first subject; any other must be optional, for the operator to add), and
+    the request enters the initial step, which must be the operator's: they complete or
+    correct it before the chain runs."""
+    if "citizen_requestable" not in doc:
+        return False
+    value = _bool(p, doc, "citizen_requestable", "citizen_requestable", False)
+    if not value:
+        return False
+    line = doc.vline("citizen_requestable")
+    if initial in steps and steps[initial].role != "operator":
+        p.add(
+            line,
+            "citizen_requestable: permohonan warga masuk ke langkah awal, yang harus "
+            f"dikerjakan operator (langkah '{initial}' dikerjakan '{steps[initial].role}')",
+        )
+    required_others = [s.name for s in subjects[1:] if s.required]
+    if required_others:
+        p.add(
+            line,
+            "citizen_requestable: warga hanya mengisi NIK-nya sendiri (subjek pertama); "
+            f"subjek lain harus 'required: false' ({', '.join(required_others)})",
+        )
+    return True

@@ -48,6 +48,12 @@ def workflow_json_schema() -> dict[str, Any]:
             "steps": _steps_schema(),
             "public_facts": _public_facts_schema(),
             "effects": _effects_schema(),
+            "citizen_requestable": {
+                "type": "boolean",
+                "default": False,
+                "description": "Residents may ask for this letter online; their request "
+                "enters the initial (operator's) step.",
+            },
         },
     }
 

@@ -15,6 +15,7 @@ import yaml
 from engine.requests.workflows.checks import (
     _check_graph,
     _check_keys,
+    _citizen_requestable,
     _effects,
     _fields,
     _is_text,
@@ -130,6 +131,7 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
     public_facts = _public_facts(
         p, doc.get("public_facts"), doc.kline("public_facts"), subject_map, fields
     )
+    citizen_requestable = _citizen_requestable(p, doc, subjects, steps, initial)
 
     sources = template_bundle(template_path) if template_bytes else {}
     if p.items:
@@ -153,6 +155,7 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
             description=doc.get("description"),
             template_sources=MappingProxyType(sources),
             public_facts=public_facts,
+            citizen_requestable=citizen_requestable,
         ),
         [],
     )

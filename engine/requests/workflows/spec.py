@@ -46,6 +46,7 @@ _TYPE_ONLY_KEYS = {
 _REQUIRED_KEYS = ("id", "version", "title", "classification", "number_format", "subjects")
 _REQUIRED_KEYS += ("template", "steps")
 _OPTIONAL_KEYS = ("description", "fields", "initial", "effects", "public_facts")
+_OPTIONAL_KEYS += ("citizen_requestable",)
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _INT_PLACEHOLDERS = frozenset({"seq", "month", "year"})
@@ -167,6 +168,9 @@ class WorkflowSpec:
         default_factory=lambda: MappingProxyType({})
     )
     public_facts: tuple[PublicFactSpec, ...] = ()  # () : the first subject's name
+    # Residents may ask for this letter online (engine.citizens); such a request enters the
+    # initial step, which the operator works: they complete or correct it, then the chain runs.
+    citizen_requestable: bool = False
 
     def step(self, state: str) -> StepSpec:
         try:
