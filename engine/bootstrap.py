@@ -165,11 +165,12 @@ class DemoLogins:
     sample_niks: dict[str, list[str]] = field(default_factory=dict)
 
 
-def seed_demo(session: Session, keys_dir: Path) -> DemoLogins:
+def seed_demo(session: Session, keys_dir: Path, *, public_url: str | None = None) -> DemoLogins:
     """Demo villages, staff of each role, a signer key per head and per sekdes (who signs
     "a.n." where a workflow allows it), and synthetic residents.
-    Idempotent; every run prints fresh API tokens (older ones stay valid)."""
-    init_pki(keys_dir)
+    Idempotent; every run prints fresh API tokens (older ones stay valid). `public_url` is
+    written into a new key folder so certificates name the portal's CRL and OCSP addresses."""
+    init_pki(keys_dir, public_url=public_url)
     seed_regions(session)
     logins = DemoLogins()
     for index, code in enumerate(DEMO_VILLAGES):

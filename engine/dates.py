@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -44,6 +44,19 @@ def format_jam(t: time | datetime) -> str:
     if isinstance(t, datetime):
         t = (t.astimezone(WIB) if t.tzinfo is not None else t).time()
     return f"{t.hour:02d}.{t.minute:02d} WIB"
+
+
+def format_wib(at: datetime | None, *, seconds: bool = False) -> str:
+    """A moment as staff and the public read it: "29-11-2026 14.30 WIB" (with seconds:
+    "29-11-2026 14.30.05 WIB"). Stored times are UTC; a naive one is taken as UTC. The one
+    formatting of a time on every page (staff app and public portal); None gives ""."""
+    if at is None:
+        return ""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(WIB)
+    clock = f"{local:%H.%M.%S}" if seconds else f"{local:%H.%M}"
+    return f"{local:%d-%m-%Y} {clock} WIB"
 
 
 def roman_month(m: int) -> str:

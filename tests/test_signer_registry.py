@@ -60,7 +60,7 @@ def cli_env(settings, monkeypatch, tmp_path):
 
 
 def test_engine_refuses_a_second_head_account(services):
-    refused = pytest.raises(HeadSignerExists, match="sudah punya kepala desa/lurah aktif")
+    refused = pytest.raises(HeadSignerExists, match="Desa Grogol sudah punya Kepala Desa aktif")
     with transaction(services.factory) as session, refused:
         create_user(
             session,
@@ -95,7 +95,7 @@ def test_cli_refuses_a_second_head(cli_env, settings, capsys):
         "--village", GROGOL,
     )  # fmt: skip
     assert rc == 1
-    assert "sudah punya kepala desa/lurah aktif" in capsys.readouterr().err
+    assert "Desa Grogol sudah punya Kepala Desa aktif" in capsys.readouterr().err
     with transaction(session_factory(settings.database_url)) as session:
         assert session.scalar(select(User).where(User.username == "head2.grogol")) is None
         add_second_head_directly(session)
@@ -124,7 +124,7 @@ def test_staff_app_refuses_a_second_head(services):
         },
     )
     assert r.status_code == 409
-    assert "sudah punya kepala desa/lurah aktif" in r.text
+    assert "Desa Grogol sudah punya Kepala Desa aktif" in r.text
     with transaction(services.factory) as session:
         assert session.scalar(select(User).where(User.username == "head2.grogol")) is None
         second_id = add_second_head_directly(session).id

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, create_engine, event
 
+from engine.dates import format_wib
 from engine.ratelimit import Limit, SharedCounter
 
 MAX_UPLOAD = 10 * 1024 * 1024  # a one-page letter is ~100 KB
@@ -23,6 +24,8 @@ _templates = Environment(
     autoescape=select_autoescape(["html"]),
     auto_reload=False,  # compiled once per process; no stat() per page
 )
+# Every time on a public page is WIB, written so ("29-11-2026 14.30.05 WIB"): engine.dates.
+_templates.filters["wib"] = format_wib
 VERDICTS = {
     "active": ("ASLI", "Surat ini asli dan tercatat aktif.", "ok"),
     "revoked": ("DICABUT", "Surat ini sudah dicabut dan tidak berlaku lagi.", "bad"),

@@ -1,5 +1,11 @@
-"""The archive of issued letters: search by number, name, NIK, type and date range, paged by
-keyset on (issued_at, id) so page 1000 costs what page 1 costs (no OFFSET scan)."""
+"""The archive of issued letters: search by any part of the number, part of the name, the NIK's
+first digits, type and date range, paged by keyset on (issued_at, id) so page 1000 costs what
+page 1 costs (no OFFSET scan).
+
+On PostgreSQL the query stays on indexes: the village's (village_code, issued_at, id) index or
+the regency's (issued_at, id) index is read newest first and stops after one page; a NIK prefix
+is a range on ix_letters_subject_nik (digits sort alike in every collation); a name part uses
+the trigram index."""
 
 from __future__ import annotations
 
@@ -23,14 +29,20 @@ MAX_ID = 2**31 - 1
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2100, 12, 31)
 _TEXT_FIELDS = ("number", "name", "nik", "workflow_id")
+# A letter's status as staff read it, in pages and in the CSV export.
+STATUS_LABELS = {"active": "Berlaku", "revoked": "Dicabut", "replaced": "Diganti"}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
 
 
 @dataclass(frozen=True)
 class ArchiveQuery:
     village_code: str | None  # None: all villages (regency admin)
-    number: str = ""
-    name: str = ""
-    nik: str = ""
+    number: str = ""  # any part of the number, case-insensitive: "045", "/II/2026", "474/045"
+    name: str = ""  # any part of the subject's name, case-insensitive
+    nik: str = ""  # the subject NIK's first digits (1 to 16)
     workflow_id: str = ""
     date_from: date | None = None
     date_to: date | None = None
@@ -82,6 +94,9 @@ def check(q: ArchiveQuery) -> None:
             problem = "Terlalu panjang: maksimal 200 karakter"
         if problem:
             errors[name] = problem
+    nik = q.nik.strip() if isinstance(q.nik, str) else ""
+    if "nik" not in errors and nik and not (nik.isascii() and nik.isdigit() and len(nik) <= 16):
+        errors["nik"] = "NIK berupa angka, paling banyak 16 digit; boleh bagian depannya saja"
     for name in ("date_from", "date_to"):
         value = getattr(q, name)
         if value is not None and not EARLIEST <= value <= LATEST:
@@ -92,17 +107,37 @@ def check(q: ArchiveQuery) -> None:
         raise InvalidInput("Pencarian arsip belum benar.", errors)
 
 
+def digits_prefix_range(prefix: str) -> tuple[str, str | None]:
+    """[low, high) of the digit strings that start with ``prefix`` (high None: no upper end),
+    so a NIK prefix is an index range, not a LIKE a collation-aware index cannot serve."""
+    if set(prefix) == {"9"}:
+        return prefix, None
+    return prefix, str(int(prefix) + 1).zfill(len(prefix))
+
+
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern for ``text`` anywhere, its wildcards escaped with "/" (ILIKE, not
+    lower() LIKE, so PostgreSQL's trigram indexes can serve it)."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
 def _filtered(q: ArchiveQuery) -> Select:
     query = select(*_COLUMNS)
     if q.village_code is not None:
         query = query.where(Letter.village_code == q.village_code)
     if q.number.strip():
-        query = query.where(Letter.number == q.number.strip())
-    if q.nik.strip():
-        query = query.where(Letter.subject_nik == q.nik.strip())
+        query = query.where(Letter.number.ilike(contains_pattern(q.number.strip()), escape="/"))
+    nik = q.nik.strip()
+    if len(nik) == 16:
+        query = query.where(Letter.subject_nik == nik)
+    elif nik:
+        low, high = digits_prefix_range(nik)
+        query = query.where(Letter.subject_nik >= low)
+        if high is not None:
+            query = query.where(Letter.subject_nik < high)
     if q.name.strip():
-        pattern = "%" + q.name.strip().replace("\\", "").replace("%", "").replace("_", "") + "%"
-        query = query.where(Letter.subject_name.ilike(pattern))
+        query = query.where(Letter.subject_name.ilike(contains_pattern(q.name.strip()), escape="/"))
     if q.workflow_id:
         query = query.where(Letter.workflow_id == q.workflow_id)
     if q.date_from:
@@ -113,8 +148,13 @@ def _filtered(q: ArchiveQuery) -> Select:
     return query
 
 
+def cursor_at(moment: datetime, ident: int) -> str:
+    """A keyset cursor naming the row (moment, id); every paged list uses this one form."""
+    return f"{moment.isoformat()}_{ident}"
+
+
 def encode_cursor(row: ArchiveRow) -> str:
-    return f"{row.issued_at.isoformat()}_{row.id}"
+    return cursor_at(row.issued_at, row.id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int] | None:

@@ -5,13 +5,14 @@ signing on the head's behalf ("a.n." / "u.b.")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.dates import today_wib
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.letters.archive import check_cursor, cursor_at
 from engine.people.users import Actor, audit_admin
 from engine.requests.workflows import TERMINAL_STATES, WorkflowSpec
 from engine.storage.models import ActingAssignment, User, Village
@@ -204,8 +205,47 @@ def end(
     return row
 
 
-def assignments(session: Session, village_code: str | None) -> list[ActingAssignment]:
-    query = select(ActingAssignment).order_by(ActingAssignment.starts_on.desc()).limit(200)
+# --------------------------------------------------------------------------- the list
+
+ASSIGNMENTS_PAGE_SIZE = 100
+MAX_ASSIGNMENTS_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AssignmentPage:
+    rows: list[ActingAssignment]
+    next_cursor: str | None  # None: this is the last page
+
+
+def assignments_page(
+    session: Session,
+    village_code: str | None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> AssignmentPage:
+    """One page of acting assignments (of one village when ``village_code`` is given), latest
+    start first, by keyset on (starts_on, id) in the archive's cursor form (the start day at
+    midnight UTC). InvalidInput for a cursor this engine did not make or a bad page size."""
+    limit = ASSIGNMENTS_PAGE_SIZE if limit is None else limit
+    if not 1 <= limit <= MAX_ASSIGNMENTS_PAGE:
+        raise InvalidInput(
+            f"Jumlah baris per halaman harus 1 sampai {MAX_ASSIGNMENTS_PAGE}.",
+            {"limit": "Di luar rentang"},
+        )
+    position = check_cursor(after)
+    query = select(ActingAssignment)
     if village_code is not None:
         query = query.where(ActingAssignment.village_code == village_code)
-    return list(session.scalars(query))
+    if position is not None:
+        day = position[0].astimezone(UTC).date()
+        key = tuple_(ActingAssignment.starts_on, ActingAssignment.id)
+        query = query.where(key < tuple_(day, position[1]))
+    query = query.order_by(ActingAssignment.starts_on.desc(), ActingAssignment.id.desc())
+    rows = list(session.scalars(query.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not (more and rows):
+        return AssignmentPage(rows, None)
+    last = rows[-1]
+    return AssignmentPage(rows, cursor_at(datetime.combine(last.starts_on, time(), UTC), last.id))

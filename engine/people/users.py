@@ -1,8 +1,9 @@
 """Users, roles, API tokens and passwords. Tokens are random (256 bits) and stored as SHA-256:
 a stolen database does not yield usable tokens. Passwords use argon2id.
 
-Every change to an account (create, edit, disable) is written here together with its audit
-event, in the caller's transaction, naming the person who did it (`by`)."""
+Every change to an account (create, edit, disable, re-enable, password reset) is written
+here together with its audit event, in the caller's transaction, naming the person who did
+it (`by`)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.config import default_password_hash_threads
-from engine.errors import HeadSignerExists, InvalidInput, NotFound
+from engine.dates import today_wib
+from engine.errors import Forbidden, HeadSignerExists, InvalidInput, NotFound
 from engine.people import sessions
 from engine.storage import audit
-from engine.storage.models import ApiToken, User, Village
+from engine.storage.models import ActingAssignment, ApiToken, User, Village
 from engine.timeutil import now_utc
 
 MIN_PASSWORD = 8  # sign-in passwords and signing passphrases alike
@@ -125,19 +127,18 @@ def create_user(
         raise InvalidInput(f"Peran tidak dikenal: {role!r} (pilihan: {', '.join(ALL_ROLES)})")
     if role == "admin":
         village_code = None
-    elif village_code is None or session.get(Village, village_code) is None:
-        raise InvalidInput(f"Kode desa/kelurahan tidak dikenal: {village_code!r}")
+    elif not village_code:
+        message = "Pilih desa/kelurahan: wajib untuk semua peran kecuali admin kabupaten."
+        raise InvalidInput(message, {"village": "Wajib diisi."})
+    elif session.get(Village, village_code) is None:
+        raise InvalidInput(
+            f"Kode desa/kelurahan tidak dikenal: {village_code!r}",
+            {"village": "Pilih desa/kelurahan dari daftar."},
+        )
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput(f"Nama pengguna sudah dipakai: {username!r}")
     if role == "head" and village_code is not None:
-        current = active_head(session, village_code)
-        if current is not None:
-            raise HeadSignerExists(
-                f"{_village_label(session, village_code)} sudah punya kepala desa/lurah aktif "
-                f"({current.full_name}, {current.username}). Nonaktifkan akun itu atau cabut "
-                "sertifikatnya dulu; satu desa/kelurahan hanya punya satu kepala penanda "
-                "tangan (ditambah Plt./Plh./Pj. yang dicatat)."
-            )
+        _refuse_second_head(session, village_code)
     user = User(
         username=username,
         full_name=full_name or username,
@@ -238,6 +239,138 @@ def disable_user(session: Session, by: Actor, user: User, reason: str) -> User:
     )
     revoke_key(session, by, user, f"Akun dinonaktifkan: {reason}")
     return user
+
+
+def _refuse_second_head(session: Session, village_code: str, *, other_than: int | None = None):
+    """A village has at most one active head account; the message names the village's own
+    title (Kepala Desa or Lurah)."""
+    current = active_head(session, village_code, other_than=other_than)
+    if current is None:
+        return
+    village = session.get(Village, village_code)
+    title = village.head_title if village else "kepala desa/lurah"
+    kind = village.kind if village else "desa/kelurahan"
+    raise HeadSignerExists(
+        f"{_village_label(session, village_code)} sudah punya {title} aktif "
+        f"({current.full_name}, {current.username}). Nonaktifkan akun itu atau cabut "
+        f"sertifikatnya dulu; satu {kind} hanya punya satu {title} penanda tangan "
+        "(ditambah Plt./Plh./Pj. yang dicatat)."
+    )
+
+
+def enable_user(session: Session, by: Actor, user: User, reason: str) -> User:
+    """Re-enable a disabled account: it may sign in again (with the password it had, or one
+    set by `reset_password`). Its API tokens and signer certificate stay revoked: a signer
+    needs a new certificate. A head is re-enabled only while the village has no other active
+    head."""
+    _require_admin(by)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Alasan wajib diisi.", {"reason": "Alasan wajib diisi."})
+    if user.active:
+        raise InvalidInput(f"Akun {user.username} sudah aktif.")
+    if user.role == "head" and user.village_code is not None:
+        _refuse_second_head(session, user.village_code, other_than=user.id)
+    user.active = True
+    session.flush()
+    audit_admin(
+        session,
+        by,
+        "user.enable",
+        {
+            "user_id": user.id,
+            "username": user.username,
+            "role": user.role,
+            "village_code": user.village_code,
+        },
+        reason=reason,
+    )
+    return user
+
+
+TEMPORARY_PASSWORD_LENGTH = 12
+# No look-alike characters (0/O, 1/l/I): a temporary password is read aloud or copied by hand.
+_TEMPORARY_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def temporary_password() -> str:
+    """A random temporary password (12 characters, ~70 bits), shown once to the admin."""
+    return "".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(TEMPORARY_PASSWORD_LENGTH))
+
+
+def reset_password_check(by: Actor, user: User, new_password: str | None) -> str:
+    """The password a reset will set (the admin's, or a generated one), after the rules: not
+    one's own account (that is the Password page, with the current password), at least
+    MIN_PASSWORD characters. Cheap: call it before hashing."""
+    _require_admin(by)
+    if by.user_id is not None and by.user_id == user.id:
+        raise InvalidInput("Kata sandi sendiri diganti lewat menu Kata sandi, bukan di sini.")
+    password = (new_password or "").strip() or temporary_password()
+    if len(password) < MIN_PASSWORD:
+        message = f"Minimal {MIN_PASSWORD} karakter."
+        raise InvalidInput(
+            f"Kata sandi sementara terlalu pendek: {message.lower()}", {"password": message}
+        )
+    return password
+
+
+def reset_password(
+    session: Session, by: Actor, user: User, new_hash: str, *, generated: bool
+) -> dict[str, int]:
+    """Set an account's password to a temporary one chosen by the admin (`new_hash`, argon2id
+    from `hash_password`, computed outside the transaction). Every session of the user ends
+    and their API tokens are revoked: whoever held the old password is out. The audit event
+    records who reset it and whether it was generated, never the password."""
+    _require_admin(by)
+    user.password_hash = new_hash
+    user.password_changed_at = now_utc()
+    tokens = revoke_tokens(session, user.id)
+    ended = sessions.end_all(session, user.id, "password_reset")
+    session.flush()
+    audit_admin(
+        session,
+        by,
+        "user.password_reset",
+        {
+            "user_id": user.id,
+            "username": user.username,
+            "role": user.role,
+            "village_code": user.village_code,
+            "generated": generated,
+            "tokens_revoked": tokens,
+            "sessions_ended": ended,
+        },
+    )
+    return {"tokens_revoked": tokens, "sessions_ended": ended}
+
+
+SIGNING_ROLES = ("head", "sekdes")  # the head signs; the sekdes signs "a.n." where allowed
+
+
+def signing_accounts(session: Session, users: list[User]) -> set[int]:
+    """Which of these accounts sign letters and so are offered a signer certificate: active
+    heads and secretaries, and a section head named acting head (Plt./Plh./Pj.) for a period
+    that has not ended. Operators, other section heads and the regency admin never sign
+    (engine.people.signers.check_enrollable refuses operators and the admin outright)."""
+    acting = set(
+        session.scalars(
+            select(ActingAssignment.user_id).where(ActingAssignment.ends_on >= today_wib())
+        )
+    )
+    return {
+        u.id
+        for u in users
+        if u.active
+        and u.village_code is not None
+        and (u.role in SIGNING_ROLES or (u.id in acting and u.role != "operator"))
+    }
+
+
+def _require_admin(by: Actor) -> None:
+    """Account administration is the regency admin's (or the command line's, as a system
+    actor)."""
+    if by.role not in ("admin", SYSTEM_ROLE):
+        raise Forbidden("Hanya admin kabupaten yang mengelola akun.")
 
 
 def _clean_nip(nip: str | None) -> str | None:

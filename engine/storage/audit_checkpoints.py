@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.config import Settings
+from engine.dates import format_wib
 from engine.errors import SuratDesaError
 from engine.storage.audit import ChainReport, verify_chain
 from engine.storage.db import transaction
@@ -58,7 +59,6 @@ DEFAULT_MAX_AGE = timedelta(hours=24)
 # The TSA's time may lag our clock a little, or follow after a slow TSA round trip.
 _TS_EARLY = timedelta(minutes=5)
 _TS_LATE = timedelta(hours=1)
-_WIB = timezone(timedelta(hours=7), "WIB")
 
 
 class AuditError(SuratDesaError):
@@ -84,7 +84,7 @@ class Checkpoint:
 
 
 def wib(at: datetime) -> str:
-    return at.astimezone(_WIB).strftime("%Y-%m-%d %H:%M:%S WIB")
+    return format_wib(at, seconds=True)
 
 
 def _json(body: dict) -> bytes:

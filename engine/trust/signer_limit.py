@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from engine.dates import WIB
+from engine.dates import format_wib
 from engine.errors import Forbidden, InvalidInput
 from engine.people.users import Actor, audit_admin
 from engine.storage import audit
@@ -58,7 +58,7 @@ class SignerLocked(SigningError):
     """The signer's key is locked after too many wrong passphrases; the admin lifts it."""
 
     def __init__(self, failures: int, locked_at: datetime | None, *, just_now: bool = False):
-        when = f" sejak {locked_at.astimezone(WIB):%d-%m-%Y %H:%M} WIB" if locked_at else ""
+        when = f" sejak {format_wib(locked_at)}" if locked_at else ""
         first = (
             f"Kata sandi penandatangan salah {failures} kali: kunci tanda tangan Anda sekarang "
             "dikunci."

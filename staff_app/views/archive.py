@@ -91,6 +91,7 @@ def archive_page(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
                 first=True,
                 error=str(exc),
                 errors=exc.errors,
+                status_label=archive.status_label,
             )
     with transaction(svc.factory) as session:
         page = archive.search(session, query, after=params.get("setelah"))
@@ -108,6 +109,7 @@ def archive_page(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
             csv_url=f"{PREFIX}/arsip.csv?{urlencode(keep)}",
             first=not params.get("setelah"),
             errors={},
+            status_label=archive.status_label,
         )
 
 
@@ -131,7 +133,7 @@ def archive_csv(request: Request, web: WebDep, svc: Svc) -> StreamingResponse:
                         r.subject_nik,
                         r.village_code,
                         r.issued_at.astimezone(WIB).isoformat(),
-                        r.status,
+                        archive.status_label(r.status),
                         r.handed_over_at.astimezone(WIB).isoformat() if r.handed_over_at else "",
                     ]
                 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from engine.errors import Forbidden
+from engine.errors import Forbidden, InvalidInput
 from engine.http_status import http_status
 from engine.letters.facts import request_purpose
 from engine.people import acting
@@ -33,10 +35,10 @@ def _require_signer(session, svc: Services, web: Web) -> list[tuple[str, str]]:
 
 
 @router.get("/tandatangan")
-def sign_queue(request: Request, web: WebDep, svc: Svc) -> HTMLResponse:
+def sign_queue(request: Request, web: WebDep, svc: Svc, setelah: str = "") -> HTMLResponse:
     with transaction(svc.factory) as session:
         _require_signer(session, svc, web)
-        return _sign_queue(request, session, svc, web)
+        return _sign_queue(request, session, svc, web, after=setelah)
 
 
 def _sign_queue(
@@ -48,12 +50,22 @@ def _sign_queue(
     error: str | None = None,
     status: int = 200,
     picked: frozenset[int] = frozenset(),
+    tries_in_error: bool = False,
+    after: str = "",
 ):
+    """One page of the queue (``after``: the ?setelah= cursor; the batch form carries it, so a
+    wrong passphrase shows the same page with its ticks again). `tries_in_error`: the error
+    already says what the wrong passphrase left (tries, wait, lock), so the standing tries
+    notice is not shown a second time. A cursor the engine refuses is a 422 page saying so."""
     pairs = _require_signer(session, svc, web)
-    items = queues.queue(session, svc.catalog, web.actor.village_code or "", "head", pairs=pairs)
+    code = web.actor.village_code or ""
+    try:
+        page = queues.queue_page(session, svc.catalog, code, "head", pairs=pairs, after=after)
+    except InvalidInput as exc:
+        page, after, status, error = queues.RequestPage([], None), "", 422, str(exc)
     village = session.get(Village, web.actor.village_code) if web.actor.village_code else None
     rows, marks = [], []
-    for req in items:
+    for req in page.rows:
         spec = svc.catalog.pinned(session, req)
         mark = acting.step_capacity(session, web.actor, today(), spec, req.state).on_behalf
         if mark and village is not None and mark not in marks:
@@ -66,10 +78,15 @@ def _sign_queue(
         web=web,
         nav=nav(session, svc, web),
         rows=rows,
+        total=queues.queue_count(session, svc.catalog, code, "head", pairs=pairs),
+        after=after,
+        first_url="?" if after else None,
+        next_url=f"?{urlencode({'setelah': page.next_cursor})}" if page.next_cursor else None,
         picked=picked,
         on_behalf=[acting.on_behalf_title(village, m) for m in marks] if village else [],
         own_title=acting.own_title(web.actor.role, village) if village else "",
         error=error,
+        tries_in_error=tries_in_error,
         limit=signer_limit.status(session, web.actor.user_id or 0, svc.issuer.clock()),
         unlocker=signer_limit.UNLOCKER,
     )
@@ -81,6 +98,7 @@ async def sign_post(
 ) -> Response:
     await check_csrf(request, web)
     form = await request.form()
+    after = str(form.get("setelah", ""))[:200]  # the page the ticks were made on
     with transaction(svc.factory) as session:
         _require_signer(session, svc, web)
     picked: list[tuple[int, int]] = []
@@ -93,7 +111,13 @@ async def sign_post(
     if not picked:
         with transaction(svc.factory) as session:
             return _sign_queue(
-                request, session, svc, web, error=_("Choose at least one letter."), status=422
+                request,
+                session,
+                svc,
+                web,
+                error=_("Choose at least one letter."),
+                status=422,
+                after=after,
             )
     with transaction(svc.factory) as session:
         for rid, _version in picked:
@@ -118,7 +142,15 @@ async def sign_post(
         ticked = frozenset(rid for rid, _version in picked)
         with transaction(svc.factory) as session:
             return _sign_queue(
-                request, session, svc, web, error=message, status=status, picked=ticked
+                request,
+                session,
+                svc,
+                web,
+                error=message,
+                status=status,
+                picked=ticked,
+                tries_in_error=isinstance(exc, SigningError),
+                after=after,
             )
     try:
         batch_id = batches.start(svc.issuer, web.actor, picked)
