@@ -1,9 +1,9 @@
 """Letter rendering speed: the shipped renderer (template -> markup -> fpdf2) with the
 per-process font cache, against the same renderer letting fpdf2 parse the font files for
-every document (a same-run baseline).
+every document (a same-run baseline); ``--profile`` prints a cProfile of the shipped one.
 
     .venv/bin/python bench/render_compare.py [-n 60] [--kind kematian] [--paper F4]
-        [--preview /tmp/letter_preview.png]
+        [--preview /tmp/letter_preview.png] [--profile]
 
 Prints the median and 90th percentile ms per letter; each letter has its own name and URL,
 so nothing is reused that a real run could not reuse.
@@ -105,12 +105,29 @@ def report(label: str, ms: list[float]) -> None:
     )
 
 
+def profile(n: int, fn: Callable[[int], object]) -> None:
+    """cProfile ``n`` letters; print the top functions by cumulative and by own time."""
+    import cProfile
+    import pstats
+
+    fn(-1)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(n):
+        fn(i)
+    profiler.disable()
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(15)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=60)
     ap.add_argument("--kind", default="kematian", choices=["umum", "kematian", "kelahiran"])
     ap.add_argument("--paper", default="F4", choices=["F4", "A4"])
     ap.add_argument("--preview", default="/tmp/letter_preview.png")
+    ap.add_argument("--profile", action="store_true", help="cProfile the shipped renderer")
     args = ap.parse_args()
     template = TEMPLATES / f"{args.kind}.html.j2"
 
@@ -126,6 +143,9 @@ def main() -> None:
             font_cache=cache,
         )
 
+    if args.profile:
+        profile(args.n, lambda i: letter(i, True))
+        return
     print(f"{args.n} x {args.kind} letter, {args.paper}, fpdf2 renderer")
     # Interleave nothing: each variant runs its own batch, cached first then baseline.
     report("font cache (shipped)", timed(args.n, lambda i: letter(i, True)))

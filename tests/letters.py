@@ -233,7 +233,9 @@ def decode_qr(pdf: bytes) -> list[str]:
 
     page = pypdfium2.PdfDocument(pdf)[0]
     image = page.render(scale=200 / 72).to_pil()
-    return [r.text for r in zxingcpp.read_barcodes(image)]
+    # QR codes only: with every format on, a table rule or the kop's lines can read as a stray
+    # 1-D barcode now and then (seen as a flaky "more than one barcode" on a busy machine).
+    return [r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
 def pdf_text(pdf: bytes, tmp_path: Path) -> str:

@@ -1,6 +1,8 @@
-"""Signing a request issues its letter: number + render + QR + PAdES sign + store, in ONE
-transaction. Any failure rolls everything back: no letter, no number used, the request still
-waiting for signature. A wrong passphrase is found before the transaction starts and is audited.
+"""Signing a request issues its letter: number + render + QR + PAdES sign + store. Nothing is
+written until the one short transaction that stores the letter, its number and the request's
+move together; any failure before or in it leaves no letter, no number used, the request still
+waiting for signature (see Issuer.issue). A wrong passphrase is found before anything starts
+and is audited.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -26,13 +28,14 @@ from engine.letters.facts import public_facts
 from engine.letters.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
 from engine.letters.revocation import mark_replaced
 from engine.people import acting
+from engine.people.resident_admin import mark_deceased
 from engine.people.residents import SEX_LABELS, full_address
 from engine.people.users import Actor
 from engine.requests.catalog import WorkflowCatalog
 from engine.requests.letter_requests import check_letter_text, load_for_actor, move
 from engine.requests.statemachine import ISSUED, transition
 from engine.requests.workflows import TERMINAL_STATES, WorkflowSpec, format_number
-from engine.storage.db import transaction
+from engine.storage.db import read_only, transaction
 from engine.storage.models import Letter, LetterRequest, Resident, User, Village
 from engine.timeutil import now_utc
 from engine.trust import signer_limit
@@ -52,6 +55,59 @@ SIGN = "sign"
 def new_verify_code() -> str:
     """160 random bits, base32 (A-Z2-7): unguessable, and QR alphanumeric-mode friendly."""
     return base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+
+
+OPTIMISTIC_TRIES = 4  # lost races for a number before the letter is made under the lock
+
+
+class _NumberTaken(Exception):
+    """Another letter took the number this one printed: make it again."""
+
+
+def _check_version(request: LetterRequest, version: int) -> None:
+    if request.version != version:
+        raise Conflict(
+            "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
+        )
+
+
+@dataclass
+class _Draft:
+    """A letter about to be issued, as read before any lock is taken."""
+
+    request: LetterRequest
+    spec: WorkflowSpec
+    target: str
+    issued_at: datetime
+    content: LetterContent  # number None: set by _make
+    signer_user: User
+    location: str
+    seq: int  # the number it would get when read
+
+    @property
+    def village_code(self) -> str:
+        return self.request.village_code
+
+    @property
+    def classification(self) -> str:
+        return self.spec.classification
+
+    @property
+    def year(self) -> int:
+        return self.issued_at.astimezone(WIB).year
+
+
+@dataclass
+class _Made:
+    """The rendered and signed letter for number ``seq``."""
+
+    seq: int
+    code: str
+    content: LetterContent
+    facts: list
+    pdf: bytes
+    render: float
+    sign: float
 
 
 @dataclass
@@ -85,6 +141,7 @@ class Issuer:
         self.settings = settings
         self.clock = clock
         self.stages = Stages()
+        self.stage_log: list[Stages] | None = None  # set to a list to collect every letter's
         # Test hook: called between signing and storing, to prove a crash there loses nothing.
         self.before_store: Callable[[], None] | None = None
 
@@ -159,82 +216,192 @@ class Issuer:
         return results
 
     def issue(self, actor: Actor, request_id: int, *, version: int, signer: LoadedSigner) -> Letter:
-        with transaction(self.factory) as session:
-            request = load_for_actor(session, actor, request_id, lock=True)
-            if request.version != version:
-                raise Conflict(
-                    "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
-                )
-            spec = self.catalog.pinned(session, request)
-            check_letter_text(spec, request)
-            issued_at = self.clock()
-            local = issued_at.astimezone(WIB)
-            # An acting head (Plt./Plh./Pj.), or a sekdes where the step allows "a.n.", signs
-            # the head's step with their own key.
-            capacity = acting.step_capacity(session, actor, local.date(), spec, request.state)
-            target = transition(spec, request.state, SIGN, capacity.role, None)
-            if target != ISSUED:
-                raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
-            village = session.get(Village, request.village_code)
-            signer_user = session.get(User, actor.user_id)
+        """Issue the request's letter. Locks (SQLite's write lock, PostgreSQL's row locks on
+        the request and the village's number sequence) are held only for the short write that
+        stores it: the number is read first, the letter rendered and signed outside any
+        transaction, and stored only if that number is still the next one; otherwise it is
+        made again with the new number. After OPTIMISTIC_TRIES lost races the letter is made
+        inside the write transaction, as every try used to be, so it always finishes."""
+        for _ in range(OPTIMISTIC_TRIES):
             t0 = time.perf_counter()
-            seq, number = _allocate_number(session, spec, village.code, local)
+            draft = self._draft(actor, request_id, version)
             t1 = time.perf_counter()
-            code = new_verify_code()
-            content = letter_content(
-                session,
-                spec,
-                request,
-                village,
-                signer_user,
-                number,
-                local.date(),
-                signer_prefix=capacity.prefix,
-                signer_on_behalf=(
-                    (capacity.on_behalf, acting.own_title(capacity.own_role or actor.role, village))
-                    if capacity.on_behalf
-                    else None
-                ),
-            )
-            facts = public_facts(spec, content)  # as printed: the page and the seal show them
-            seal = seal_for_letter(self.settings.keys_dir, code, content, facts)
-            pdf = render_letter(
-                spec.template_path,
-                content,
-                verify_url=f"{self.settings.public_url}/v/{code}",
-                paper=self.settings.paper,
-                qr_text=qr_text(self.settings.public_url, code, seal),
-            )
-            t2 = time.perf_counter()
-            signed = sign_letter(
-                pdf,
-                signer,
-                _timestamper(self.settings.tsa_url, self.settings.keys_dir),
-                reason=f"{spec.title} Nomor {number}",
-                location=f"{village.kind_label.title()} {village.name}, Kabupaten Sukoharjo",
-            )
-            t3 = time.perf_counter()
+            made = self._make(draft, draft.seq, signer)
             if self.before_store is not None:
                 self.before_store()
-            letter = _letter_row(request, spec, content, facts, signer_user, issued_at, seq, code)
-            letter.pdf, letter.pdf_sha256 = signed, hashlib.sha256(signed).hexdigest()
-            session.add(letter)
-            session.flush()
-            if request.replaces_letter_id is not None:
-                mark_replaced(session, letter, request.replaces_letter_id, actor)
-            apply_effects(session, spec, request)
-            move(
-                session,
-                actor,
-                request,
-                SIGN,
-                target,
-                version=version,
-                reason=None,
-                detail={"number": number, "letter_id": letter.id, "sha256": letter.pdf_sha256},
-            )
             t4 = time.perf_counter()
-        self.stages = Stages(number=t1 - t0, render=t2 - t1, sign=t3 - t2, store=t4 - t3)
+            try:
+                with transaction(self.factory) as session:
+                    letter = self._store(session, actor, draft, made, version, allocate=True)
+            except _NumberTaken:
+                continue
+            self._stages(Stages(t1 - t0, made.render, made.sign, time.perf_counter() - t4))
+            return letter
+        with transaction(self.factory) as session:  # contended: hold the number meanwhile
+            t0 = time.perf_counter()
+            draft = self._draft(actor, request_id, version, session=session)
+            _check_version(load_for_actor(session, actor, request_id, lock=True), version)
+            seq = numbering.allocate(session, draft.village_code, draft.classification, draft.year)
+            t1 = time.perf_counter()
+            made = self._make(draft, seq, signer)
+            if self.before_store is not None:
+                self.before_store()
+            t4 = time.perf_counter()
+            letter = self._store(session, actor, draft, made, version, allocate=False)
+        self._stages(Stages(t1 - t0, made.render, made.sign, time.perf_counter() - t4))
+        return letter
+
+    def _stages(self, stages: Stages) -> None:
+        self.stages = stages
+        if self.stage_log is not None:
+            self.stage_log.append(stages)
+
+    def _draft(
+        self, actor: Actor, request_id: int, version: int, *, session: Session | None = None
+    ) -> _Draft:
+        """Everything the letter needs, read in one short transaction (no row locked, nothing
+        written): the request as of ``version``, the signer's capacity, the content without
+        its number, and the number it would get now."""
+        if session is None:
+            with read_only(self.factory) as own:
+                return self._draft(actor, request_id, version, session=own)
+        request = load_for_actor(session, actor, request_id)
+        _check_version(request, version)
+        spec = self.catalog.pinned(session, request)
+        check_letter_text(spec, request)
+        issued_at = self.clock()
+        local = issued_at.astimezone(WIB)
+        # An acting head (Plt./Plh./Pj.), or a sekdes where the step allows "a.n.", signs
+        # the head's step with their own key.
+        capacity = acting.step_capacity(session, actor, local.date(), spec, request.state)
+        target = transition(spec, request.state, SIGN, capacity.role, None)
+        if target != ISSUED:
+            raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
+        village = session.get(Village, request.village_code)
+        signer_user = session.get(User, actor.user_id)
+        content = letter_content(
+            session,
+            spec,
+            request,
+            village,
+            signer_user,
+            None,
+            local.date(),
+            signer_prefix=capacity.prefix,
+            signer_on_behalf=(
+                (capacity.on_behalf, acting.own_title(capacity.own_role or actor.role, village))
+                if capacity.on_behalf
+                else None
+            ),
+        )
+        return _Draft(
+            request=request,
+            spec=spec,
+            target=target,
+            issued_at=issued_at,
+            content=content,
+            signer_user=signer_user,
+            location=f"{village.kind_label.title()} {village.name}, Kabupaten Sukoharjo",
+            seq=numbering.peek(session, village.code, spec.classification, local.year),
+        )
+
+    def _make(self, draft: _Draft, seq: int, signer: LoadedSigner) -> _Made:
+        """Render, seal and sign the letter with number ``seq`` (no transaction open)."""
+        t1 = time.perf_counter()
+        spec, local = draft.spec, draft.issued_at.astimezone(WIB)
+        number = format_number(
+            spec.number_format,
+            classification=spec.classification,
+            seq=seq,
+            village_code=draft.village_code,
+            month=local.month,
+            year=local.year,
+        )
+        code = new_verify_code()
+        content = replace(draft.content, number=number)
+        facts = public_facts(spec, content)  # as printed: the page and the seal show them
+        seal = seal_for_letter(self.settings.keys_dir, code, content, facts)
+        pdf = render_letter(
+            spec.template_path,
+            content,
+            verify_url=f"{self.settings.public_url}/v/{code}",
+            paper=self.settings.paper,
+            qr_text=qr_text(self.settings.public_url, code, seal),
+        )
+        t2 = time.perf_counter()
+        signed = sign_letter(
+            pdf,
+            signer,
+            _timestamper(self.settings.tsa_url, self.settings.keys_dir),
+            reason=f"{spec.title} Nomor {number}",
+            location=draft.location,
+        )
+        return _Made(seq, code, content, facts, signed, t2 - t1, time.perf_counter() - t2)
+
+    def _store(
+        self,
+        session: Session,
+        actor: Actor,
+        draft: _Draft,
+        made: _Made,
+        version: int,
+        *,
+        allocate: bool,
+    ) -> Letter:
+        """The short write: the request still at ``version``, the number still ``made.seq``
+        (else _NumberTaken rolls it all back), the letter row, its effects, and the audited
+        move last (the audit chain's head row is the one lock every village shares)."""
+        request = load_for_actor(session, actor, draft.request.id, lock=True)
+        _check_version(request, version)
+        if allocate:
+            seq = numbering.allocate(session, draft.village_code, draft.classification, draft.year)
+            if seq != made.seq:
+                raise _NumberTaken(seq)
+        letter = self.letter_row(draft, made, request)
+        session.add(letter)
+        session.flush()
+        return self.record(session, actor, draft, request, letter, version)
+
+    @staticmethod
+    def letter_row(draft: _Draft, made: _Made, request: LetterRequest) -> Letter:
+        """The letter's registry row with its signed PDF, not yet added to the session."""
+        letter = _letter_row(
+            request,
+            draft.spec,
+            made.content,
+            made.facts,
+            draft.signer_user,
+            draft.issued_at,
+            made.seq,
+            made.code,
+        )
+        letter.pdf, letter.pdf_sha256 = made.pdf, hashlib.sha256(made.pdf).hexdigest()
+        return letter
+
+    @staticmethod
+    def record(
+        session: Session,
+        actor: Actor,
+        draft: _Draft,
+        request: LetterRequest,
+        letter: Letter,
+        version: int,
+    ) -> Letter:
+        """After the flushed letter row: what it replaces, its effects, and the audited move
+        (last: the audit chain's head row is the one lock every village shares)."""
+        if request.replaces_letter_id is not None:
+            mark_replaced(session, letter, request.replaces_letter_id, actor)
+        apply_effects(session, draft.spec, request)
+        move(
+            session,
+            actor,
+            request,
+            SIGN,
+            draft.target,
+            version=version,
+            reason=None,
+            detail={"number": letter.number, "letter_id": letter.id, "sha256": letter.pdf_sha256},
+        )
         return letter
 
     def preview(self, actor: Actor, request_id: int) -> bytes:
@@ -343,26 +510,8 @@ def apply_effects(session: Session, spec: WorkflowSpec, request: LetterRequest) 
         nik = request.subjects.get(effect.subject)
         resident = session.scalar(select(Resident).where(Resident.nik == nik))
         if resident is not None:
-            resident.alive = False
             died = fields.get("date_of_death")
-            resident.died_on = died if isinstance(died, date) else None
-
-
-def _allocate_number(
-    session: Session, spec: WorkflowSpec, village_code: str, local: datetime
-) -> tuple[int, str]:
-    """The next sequence number of the village, classification and year, and the letter number
-    it makes; allocated in the issuing transaction, so a rollback leaves no gap."""
-    seq = numbering.allocate(session, village_code, spec.classification, local.year)
-    number = format_number(
-        spec.number_format,
-        classification=spec.classification,
-        seq=seq,
-        village_code=village_code,
-        month=local.month,
-        year=local.year,
-    )
-    return seq, number
+            mark_deceased(resident, died if isinstance(died, date) else None)
 
 
 def _letter_row(

@@ -71,8 +71,10 @@ class _Layout:
         verify_url: str | None,
         base_dir: Path,
         qr_text: str | None = None,
+        qr_mask: str = "fast",
     ) -> None:
         self.pdf = pdf
+        self.qr_mask = qr_mask
         self.qr_text = qr_text or verify_url  # the QR may carry more than the printed URL
         self.page_w, self.page_h = paper
         self.cached = cached
@@ -126,9 +128,7 @@ class _Layout:
     # --- text measuring and drawing
 
     def _width(self, text: str, style: _Style) -> float:
-        entry = _load_font(style.key)
-        w, miss = entry.widths, entry.missing_width
-        return sum(w.get(ord(c), miss) for c in text) * style.size / 1000 * _PT
+        return _text_width(text, style.key, style.size)
 
     def _set_font(self, style: _Style) -> None:
         key = style.key
@@ -451,13 +451,13 @@ class _Layout:
     def qr(self, el: ET.Element, x: float, w: float, draw: bool) -> None:
         size = _num(el, "size", 27)
         if not self.draft and self.verify_url is not None:
-            size = qr_print_size(self.qr_text or self.verify_url, size)
+            size = qr_print_size(self.qr_text or self.verify_url, size, self.qr_mask)
         if draw:
             self.ensure(size)
             self.qr_count += 1
             if not self.draft:  # never a QR on anything unsigned
                 assert self.verify_url is not None
-                _draw_qr(self.pdf, self.qr_text or self.verify_url, x, self.y, size)
+                _draw_qr(self.pdf, self.qr_text or self.verify_url, x, self.y, size, self.qr_mask)
         self.y += size
 
     def img(self, el: ET.Element, x: float, w: float, draw: bool) -> None:
@@ -486,20 +486,29 @@ _BLOCKS = {
 }
 
 
+@lru_cache(maxsize=16384)
+def _text_width(text: str, key: tuple[str, str], size: float) -> float:
+    """A word's width in mm. Memoised: a template's fixed words are measured once per process,
+    and the text a letter varies in (names, dates, numbers) repeats across letters."""
+    entry = _load_font(key)
+    w, miss = entry.widths, entry.missing_width
+    return sum(w.get(ord(c), miss) for c in text) * size / 1000 * _PT
+
+
 QR_MODULE_MIN_MM = 0.4  # smaller modules are unreliable on office printers and phone cameras
 QR_MAX_MM = 35.0  # what fits beside the signature block
 
 
 @lru_cache(maxsize=64)
-def _qr_matrix(data: str) -> tuple[tuple[bool, ...], ...]:
-    return tuple(tuple(row) for row in qr_matrix(data))
+def _qr_matrix(data: str, mask: str = "fast") -> tuple[tuple[bool, ...], ...]:
+    return tuple(tuple(row) for row in qr_matrix(data, mask=mask))
 
 
-def qr_print_size(data: str, requested: float) -> float:
+def qr_print_size(data: str, requested: float, mask: str = "fast") -> float:
     """The printed size (mm, quiet zone included) for ``data``: the template's size, enlarged
     so that every module is at least QR_MODULE_MIN_MM wide. A QR that would need more than
     QR_MAX_MM is refused rather than printed too small to scan."""
-    modules = len(_qr_matrix(data)) + 2 * QUIET_ZONE
+    modules = len(_qr_matrix(data, mask)) + 2 * QUIET_ZONE
     needed = math.ceil(QR_MODULE_MIN_MM * modules * 100) / 100  # never a hair under
     if needed > QR_MAX_MM:
         raise ValueError(
@@ -509,10 +518,10 @@ def qr_print_size(data: str, requested: float) -> float:
     return max(requested, needed)
 
 
-def _draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
+def _draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float, mask: str = "fast") -> None:
     """The QR as vector rectangles: sharp at any print resolution. The size includes the
     quiet zone (4 modules of white each side)."""
-    matrix = _qr_matrix(data)
+    matrix = _qr_matrix(data, mask)
     n = len(matrix)
     module = size / (n + 8)
     ox, oy = x + 4 * module, y + 4 * module
@@ -532,6 +541,10 @@ def _draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
                 c += 1
         runs_by_row.append(runs)
     row_sets = [set(r) for r in runs_by_row]
+    # Every run as a rectangle subpath, filled by one operator: what pdf.rect() would write per
+    # run, without its per-call overhead (a QR has some 300-600 runs).
+    k, page_h = pdf.k, pdf.h
+    paths = []
     for r, runs in enumerate(runs_by_row):
         for s, e in runs:
             if (r, s, e) in done:
@@ -541,10 +554,8 @@ def _draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
                 done.add((r + h, s, e))
                 h += 1
             # a hair of overlap so no white seams appear between modules when rasterised
-            pdf.rect(
-                ox + s * module,
-                oy + r * module,
-                (e - s) * module + 0.01,
-                h * module + 0.01,
-                style="F",
-            )
+            left, top = ox + s * module, oy + r * module
+            w, hh = (e - s) * module + 0.01, h * module + 0.01
+            paths.append(f"{left * k:.2f} {(page_h - top) * k:.2f} {w * k:.2f} {-hh * k:.2f} re")
+    if paths:
+        pdf._out("\n".join(paths) + "\nf")

@@ -45,6 +45,7 @@ from fpdf import FPDF
 
 from engine.dates import format_jam, format_tanggal, nama_hari
 from engine.letters.layout import TemplateMarkupError, _Layout
+from engine.letters.pdf_fonts import LetterOutput
 
 PAPERS: dict[str, tuple[float, float]] = {"F4": (215.0, 330.0), "A4": (210.0, 297.0)}
 
@@ -166,8 +167,12 @@ def markup_to_pdf(
     base_dir: Path | None = None,
     font_cache: bool = True,
     qr_text: str | None = None,
+    prepared_fonts: bool = True,
+    qr_mask: str = "fast",
 ) -> bytes:
-    """Lay out letter markup (see the module docstring) as a PDF."""
+    """Lay out letter markup (see the module docstring) as a PDF. ``prepared_fonts=False``
+    (fpdf2 subsets each font per document) and ``qr_mask="best"`` (all eight masks scored)
+    are the previous render path, kept for bench/ and the scan test."""
     if paper not in PAPERS:
         raise ValueError(f"paper must be one of {sorted(PAPERS)}, not {paper!r}")
     root = _parse(markup)
@@ -188,11 +193,14 @@ def markup_to_pdf(
         verify_url=verify_url,
         base_dir=(base_dir or Path.cwd()).resolve(),
         qr_text=qr_text,
+        qr_mask=qr_mask,
     )
     layout.new_page()
     layout.blocks(root, layout.left, layout.right - layout.left, True)
     if not draft and layout.qr_count == 0:
         raise TemplateMarkupError("a signed letter needs <qr/> in its template")
+    if font_cache and prepared_fonts:
+        return bytes(pdf.output(output_producer_class=LetterOutput))
     return bytes(pdf.output())
 
 

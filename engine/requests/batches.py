@@ -1,6 +1,7 @@
 """Batch signing with one passphrase entry. The passphrase is checked before anything is queued
-(a wrong one signs nothing); each letter is then issued in its own transaction and its result is
-written to the batch's rows, so any app process can show the progress."""
+(a wrong one signs nothing); the letters are then issued a group at a time, each group stored in
+one short write, and the results are written to the batch's rows, so any app process can show
+the progress."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from engine.errors import Forbidden, NotFound, SuratDesaError
+from engine.letters.group_issuance import Outcome, issue_group
 from engine.letters.issuance import Issuer
 from engine.people.users import Actor
 from engine.storage.db import transaction
@@ -68,8 +70,10 @@ def start(issuer: Issuer, actor: Actor, requests: Sequence[tuple[int, int]]) -> 
 
 
 def run(issuer: Issuer, actor: Actor, batch_id: int, signer: LoadedSigner) -> None:
-    """Issue the batch's pending letters with ``signer``, and close it when the batch ends
-    (an HSM signer holds the token session until then)."""
+    """Issue the batch's pending letters with ``signer``, a group at a time (each group stored
+    in one short write: engine.letters.group_issuance), and close the signer when the batch
+    ends (an HSM signer holds the token session until then). Each group's results are written
+    to the batch's rows as soon as it is stored."""
     with signer:
         with transaction(issuer.factory) as session:
             items = [
@@ -80,26 +84,32 @@ def run(issuer: Issuer, actor: Actor, batch_id: int, signer: LoadedSigner) -> No
                     .order_by(SignBatchItem.position)
                 )
             ]
-        for item_id, request_id, version in items:
-            values: dict[str, object]
-            try:
-                letter = issuer.issue(actor, request_id, version=version, signer=signer)
-                values = {"status": "done", "letter_id": letter.id}
-            except SuratDesaError as exc:
-                values = {"status": "failed", "message": str(exc)}
-            except Exception as exc:  # noqa: BLE001 - one broken letter must not stop the batch
-                values = {
-                    "status": "failed",
-                    "message": f"Gagal menandatangani: {type(exc).__name__}",
-                }
+
+        def write(done: list[tuple[int, Outcome]]) -> None:
             with transaction(issuer.factory) as session:
-                session.execute(
-                    update(SignBatchItem).where(SignBatchItem.id == item_id).values(**values)
-                )
+                for position, outcome in done:
+                    session.execute(
+                        update(SignBatchItem)
+                        .where(SignBatchItem.id == items[position][0])
+                        .values(**_item_values(outcome))
+                    )
+
+        issue_group(
+            issuer, actor, [(rid, version) for _, rid, version in items], signer, on_done=write
+        )
     with transaction(issuer.factory) as session:
         session.execute(
             update(SignBatch).where(SignBatch.id == batch_id).values(finished_at=now_utc())
         )
+
+
+def _item_values(outcome: Outcome) -> dict[str, object]:
+    if isinstance(outcome, Letter):
+        return {"status": "done", "letter_id": outcome.id}
+    if isinstance(outcome, SuratDesaError):
+        return {"status": "failed", "message": str(outcome)}
+    # One broken letter must not stop the batch.
+    return {"status": "failed", "message": f"Gagal menandatangani: {type(outcome).__name__}"}
 
 
 def view(issuer: Issuer, actor: Actor, batch_id: int) -> BatchView:

@@ -7,6 +7,11 @@ ticket lock: SQLite's own busy handler polls with growing sleeps and no order, s
 writer could lose every race until its busy timeout ran out ("database is locked") while others
 went ahead. PostgreSQL relies on row locks (SELECT ... FOR UPDATE) taken by the code that needs
 them.
+
+:func:`read_only` is a transaction that only reads: on SQLite it begins DEFERRED and does not
+queue for the write lock (WAL readers see a consistent snapshot while a writer works), so work
+that reads, then computes for a while, then writes briefly (issuing a letter) holds the lock only
+for the write.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+READ_ONLY = "suratdesa_read_only"  # execution option set by read_only()
 
 
 class FairLock:
@@ -70,17 +77,22 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN DEFERRED")  # a reader: no write lock, no queue
+                return
             queue.acquire()
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             except BaseException:
                 queue.release()
                 raise
+            conn.info["suratdesa_queued"] = True
 
         @event.listens_for(engine, "commit")
         @event.listens_for(engine, "rollback")
         def _sqlite_end(conn) -> None:
-            queue.release()
+            if conn.info.pop("suratdesa_queued", False):
+                queue.release()
 
         return engine
     if url.startswith("postgresql://"):
@@ -105,6 +117,14 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work that only reads (see the module docstring); loaded objects stay usable."""
+    with factory() as session, session.begin():
+        session.connection(execution_options={READ_ONLY: True})
         yield session
 
 

@@ -13,11 +13,16 @@ Speed (target: well under 30 ms per letter): the costly parts are done once per 
   we measure that size once per (signer, timestamper) and pass ``bytes_reserved``;
 - no ValidationContext and ``embed_validation_info=False``: pre-sign validation would walk the
   chain and look for revocation data on every call, and there is no revocation service (no
-  network either). Revocation data for archives belongs in a later B-LT/B-LTA update.
+  network either). Revocation data for archives belongs in a later B-LT/B-LTA update;
+- the CMS itself: the first letter of a batch is signed by pyHanko, and every later one reuses
+  the DER of everything that letter's CMS has in common with it (certificates, signer
+  identifier, signed attributes but the digest), and the development TSA its token's
+  (``engine.trust.cms_fast``). A key on an HSM takes pyHanko's path for every letter.
 """
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +37,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_cert_from_pemder, load_private_key_from_pemder
@@ -48,6 +52,7 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 from engine.aio import run_sync
 from engine.errors import SuratDesaError
 from engine.trust import pki
+from engine.trust.cms_fast import SET, SignatureTemplate, TokenTemplate, sign_with, tlv
 
 MD_ALGORITHM = "sha256"
 # Slack over the measured CMS size, in DER bytes: nonces, serials and times vary in length.
@@ -81,19 +86,63 @@ def _asn1_key(key: rsa.RSAPrivateKey) -> asn1_keys.PrivateKeyInfo:
 
 
 class _CachedKeySigner(signers.SimpleSigner):
-    """SimpleSigner that keeps the parsed private key (stock code re-parses it per signature)."""
+    """SimpleSigner that keeps the parsed private key (stock code re-parses it per signature)
+    and, after its first PAdES signature, assembles each CMS from that one's DER parts."""
 
     def __init__(self, pyca_key: rsa.RSAPrivateKey, **kwargs) -> None:
         super().__init__(**kwargs)
         self._pyca_key = pyca_key
+        self._template: SignatureTemplate | None = None
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
-        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
-        if mechanism.signature_algo == "rsassa_pkcs1v15":
-            return self._pyca_key.sign(
-                data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
-            )
+        if digest_algorithm.lower() == MD_ALGORITHM:
+            return sign_with(self._pyca_key, data)
         return super().sign_raw(data, digest_algorithm)
+
+    async def async_sign(  # type: ignore[override]
+        self,
+        data_digest: bytes,
+        digest_algorithm: str,
+        dry_run: bool = False,
+        use_pades: bool = False,
+        timestamper: TimeStamper | None = None,
+        signed_attr_settings: PdfCMSSignedAttributes | None = None,
+        is_pdf_sig: bool = True,
+        encap_content_info=None,
+    ):
+        if dry_run or not use_pades or not is_pdf_sig or encap_content_info is not None:
+            return await super().async_sign(
+                data_digest,
+                digest_algorithm,
+                dry_run=dry_run,
+                use_pades=use_pades,
+                timestamper=timestamper,
+                signed_attr_settings=signed_attr_settings,
+                is_pdf_sig=is_pdf_sig,
+                encap_content_info=encap_content_info,
+            )
+        if digest_algorithm.lower() != MD_ALGORITHM:
+            raise SigningError("Algoritma ringkasan tidak didukung")
+        if self._template is None:  # pyHanko's own signature, cut into reusable parts
+            made = await super().async_sign(
+                data_digest,
+                digest_algorithm,
+                use_pades=True,
+                signed_attr_settings=signed_attr_settings,
+            )
+            self._template = SignatureTemplate.from_cms(made)
+        attrs = self._template.signed_attributes(data_digest)
+        signature = sign_with(self._pyca_key, tlv(SET, attrs))
+        token = None
+        if timestamper is not None:
+            token = await _token_der(timestamper, hashlib.sha256(signature).digest())
+        return self._template.content_info(attrs, signature, token)
+
+
+async def _token_der(timestamper: TimeStamper, digest: bytes) -> bytes:
+    if isinstance(timestamper, DevTimeStamper):
+        return timestamper.token_der(digest)
+    return (await timestamper.async_timestamp(digest, MD_ALGORITHM)).dump()
 
 
 class DevTimeStamper(DummyTimeStamper):
@@ -116,6 +165,20 @@ class DevTimeStamper(DummyTimeStamper):
             certs_to_embed=store,
         )
         self._pyca_key = tsa_key
+        self._template: TokenTemplate | None = None
+
+    def token_der(self, message_digest: bytes) -> bytes:
+        """A token over ``message_digest`` (SHA-256), from DER parts of the first one."""
+        if self._template is None:
+            _nonce, request = self.request_cms(message_digest, MD_ALGORITHM)
+            first = self.request_tsa_response(request)["time_stamp_token"]
+            self._template = TokenTemplate.from_token(first, self._pyca_key)
+        return self._template.token(self._pyca_key, message_digest)
+
+    async def async_timestamp(self, message_digest, md_algorithm) -> cms.ContentInfo:
+        if md_algorithm.lower() != MD_ALGORITHM:
+            return await super().async_timestamp(message_digest, md_algorithm)
+        return cms.ContentInfo.load(self.token_der(message_digest))
 
     def _sign_tst_info(
         self, tst_info_data: bytes, md_algorithm: str, dt: datetime
@@ -135,10 +198,9 @@ class DevTimeStamper(DummyTimeStamper):
                 general.simple_cms_attribute("message_digest", h.finalize()),
             ]
         )
-        signature = self._pyca_key.sign(
-            signed_attrs.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm.upper())
-        )
-        return signature, signed_attrs
+        if md_algorithm.lower() != MD_ALGORITHM:
+            raise SigningError("Algoritma ringkasan tidak didukung")
+        return sign_with(self._pyca_key, signed_attrs.dump()), signed_attrs
 
 
 def make_timestamper(settings_tsa_url: str | None, keys_dir: Path) -> TimeStamper:

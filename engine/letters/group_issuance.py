@@ -1,0 +1,199 @@
+"""Group commit for batch signing: the letters of a batch are drafted, numbered, rendered and
+signed outside any transaction, a few at a time, and each group is stored in ONE short write
+(one turn on the audit chain's head row and one commit flush for the group, instead of one
+each per letter).
+
+The guarantees are those of :meth:`Issuer.issue`: numbers are taken in order and checked, so
+the group's write stores only the letters whose printed numbers directly follow the sequence's
+last number as it is at that moment, under its row lock (a gapless run); a letter whose number
+another signer took meanwhile (or that follows a letter that could not be stored) is a loser
+and is issued again on its own with the next number. Nothing is written before the group's
+write, so a crash before its commit leaves no letter and no used number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from engine.errors import Conflict, SuratDesaError
+from engine.letters import numbering
+from engine.letters.issuance import SIGN, Issuer, Stages, _Draft, _Made, apply_effects
+from engine.letters.revocation import mark_replaced
+from engine.people.users import Actor
+from engine.requests.letter_requests import move_many
+from engine.requests.statemachine import ISSUED
+from engine.storage.db import read_only, transaction
+from engine.storage.models import Letter, LetterRequest
+from engine.trust.signing import LoadedSigner
+
+log = logging.getLogger("suratdesa.issuance")
+
+GROUP_SIZE = 8  # letters per short write
+
+Outcome = Letter | Exception
+# Called after each group with (position in ``items``, outcome) pairs, in order.
+OnDone = Callable[[list[tuple[int, Outcome]]], None]
+
+
+@dataclass
+class _Group:
+    items: list[tuple[int, int, int]]  # (position, request id, version)
+    results: dict[int, Outcome] = field(default_factory=dict)
+    drafts: dict[int, _Draft] = field(default_factory=dict)
+    made: dict[int, _Made] = field(default_factory=dict)
+
+
+def issue_group(
+    issuer: Issuer,
+    actor: Actor,
+    items: Sequence[tuple[int, int]],
+    signer: LoadedSigner,
+    *,
+    on_done: OnDone | None = None,
+    size: int = GROUP_SIZE,
+) -> list[Outcome]:
+    """Issue (request id, version) pairs in groups of ``size``; one outcome per pair, a Letter
+    or the exception that stopped it (an engine error, or anything else for a broken letter)."""
+    outcomes: dict[int, Outcome] = {}
+    positions = [(p, rid, ver) for p, (rid, ver) in enumerate(items)]
+    for start in range(0, len(positions), size):
+        group = _Group(positions[start : start + size])
+        try:
+            redo = _issue_once(issuer, actor, group, signer)
+        except Exception:  # the group as a whole failed: each letter is issued on its own
+            log.exception("group write failed; issuing its letters one by one")
+            group.results = {}
+            redo = group.items
+        for position, request_id, version in redo:  # losers of a race, one by one
+            try:
+                group.results[position] = issuer.issue(
+                    actor, request_id, version=version, signer=signer
+                )
+            except Exception as exc:  # noqa: BLE001 - reported per letter
+                group.results[position] = exc
+        outcomes.update(group.results)
+        if on_done is not None:
+            on_done(sorted(group.results.items()))
+    return [outcomes[p] for p, _, _ in positions]
+
+
+def _issue_once(
+    issuer: Issuer, actor: Actor, group: _Group, signer: LoadedSigner
+) -> list[tuple[int, int, int]]:
+    """Draft, make and store the group; returns the items to issue again on their own."""
+    t0 = time.perf_counter()
+    with read_only(issuer.factory) as session:
+        for position, request_id, version in group.items:
+            try:
+                group.drafts[position] = issuer._draft(actor, request_id, version, session=session)
+            except SuratDesaError as exc:
+                group.results[position] = exc
+    read = (time.perf_counter() - t0) / len(group.items)
+    next_seq: dict[tuple[str, str, int], int] = {}
+    for position, draft in group.drafts.items():
+        key = (draft.village_code, draft.classification, draft.year)
+        seq = next_seq.setdefault(key, draft.seq)
+        next_seq[key] = seq + 1
+        try:
+            group.made[position] = issuer._make(draft, seq, signer)
+        except SuratDesaError as exc:  # its number stays free: the letters after it are redone
+            group.results[position] = exc
+    if issuer.before_store is not None:
+        issuer.before_store()
+    if not group.made:
+        return []
+    t1 = time.perf_counter()
+    stored, losers = _store(issuer, actor, group)
+    letters = [p for p, outcome in stored.items() if isinstance(outcome, Letter)]
+    write = (time.perf_counter() - t1) / max(len(letters), 1)
+    group.results.update(stored)
+    if issuer.stage_log is not None:
+        for position in letters:
+            made = group.made[position]
+            issuer.stage_log.append(Stages(read, made.render, made.sign, write))
+    return [item for item in group.items if item[0] in losers]
+
+
+def _store(issuer: Issuer, actor: Actor, group: _Group) -> tuple[dict[int, Outcome], set[int]]:
+    """The group's short write: requests locked and checked, a gapless run of numbers taken
+    per sequence, the letter rows in one insert, each letter's effects, then the audited
+    moves of all of them (the audit appends last). Returns the outcomes (letters stored,
+    requests moved by someone else) and the losers' positions."""
+    outcomes: dict[int, Outcome] = {}
+    with transaction(issuer.factory) as session:
+        ids = [group.drafts[p].request.id for p in group.made]
+        requests = {
+            r.id: r
+            for r in session.scalars(
+                select(LetterRequest)
+                .where(LetterRequest.id.in_(ids))
+                .order_by(LetterRequest.id)
+                .with_for_update()
+            )
+        }
+        versions = {p: v for p, _, v in group.items}
+        ready = []
+        for position in group.made:
+            request = requests[group.drafts[position].request.id]
+            if request.version != versions[position]:
+                outcomes[position] = Conflict(
+                    "Permohonan ini sudah diproses orang lain sejak Anda membukanya. Muat ulang."
+                )
+            else:
+                ready.append(position)
+        winners = _take_numbers(session, group, ready)
+        losers = set(ready) - set(winners)
+        letters = {
+            p: Issuer.letter_row(
+                group.drafts[p], group.made[p], requests[group.drafts[p].request.id]
+            )
+            for p in winners
+        }
+        session.add_all(letters.values())
+        session.flush()  # one INSERT for the group's letters
+        moves = []
+        for position in winners:
+            draft, letter = group.drafts[position], letters[position]
+            request = requests[draft.request.id]
+            if request.replaces_letter_id is not None:
+                mark_replaced(session, letter, request.replaces_letter_id, actor)
+            apply_effects(session, draft.spec, request)
+            detail = {"number": letter.number, "letter_id": letter.id, "sha256": letter.pdf_sha256}
+            moves.append((request, versions[position], detail))
+        # Last, as for one letter: the audited moves (one update, one batch of audit events).
+        move_many(session, actor, moves, SIGN, ISSUED)
+    outcomes.update(letters)
+    return outcomes, losers
+
+
+def _take_numbers(session, group: _Group, ready: list[int]) -> list[int]:
+    """Per sequence, the letters whose printed numbers run on from its last number without a
+    gap; their numbers are taken (the sequence row stays locked until commit)."""
+    by_key: dict[tuple[str, str, int], list[int]] = {}
+    for position in ready:
+        draft = group.drafts[position]
+        by_key.setdefault((draft.village_code, draft.classification, draft.year), []).append(
+            position
+        )
+    winners: list[int] = []
+    for key, positions in sorted(by_key.items()):  # one lock order for every writer
+        seqs = [group.made[p].seq for p in positions]
+        contiguous = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        last, took_all = numbering.take_run(session, *key, seqs[0], len(seqs) if contiguous else 0)
+        if took_all and contiguous:
+            winners += positions
+            continue
+        run = []
+        for position, seq in zip(positions, seqs, strict=True):
+            if seq == last + len(run) + 1:
+                run.append(position)
+        # Printed numbers are increasing, so ``run`` is a prefix of what follows ``last``.
+        if run:
+            numbering.advance_to(session, *key, last + len(run))
+        winners += run
+    return sorted(winners)
