@@ -7,7 +7,7 @@ the NIK is masked. Abuse: per-address rate limits counted in the database (all p
 
 from __future__ import annotations
 
-from verify_portal import letters, pki_pages, upload  # noqa: F401 - they add their pages
+from verify_portal import letters, pki_pages, statistics, upload  # noqa: F401 - they add their pages
 from verify_portal.common import router
 
 __all__ = ["router"]
