@@ -3,20 +3,26 @@ checkpoints and every signer certificate ever issued."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import binascii
+import hashlib
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
+from engine.people import signers
 from engine.storage.db import transaction
-from engine.storage.models import RevokedCertificate
 from engine.trust import pki
+from engine.trust.pki.ocsp import MAX_REQUEST as OCSP_MAX_REQUEST
+from engine.trust.pki.ocsp import try_later as ocsp_try_later
 from engine.trust.seal import build_key_list
-from verify_portal.common import _templates, router
+from verify_portal.common import _client, _portal, _templates, router
 
 # --------------------------------------------------------------------------- /pki/
 
@@ -52,16 +58,124 @@ def issuing_pem(request: Request) -> Response:
     return _cert(pki.load_issuing_ca(_keys_dir(request)), "issuing-ca.pem")
 
 
-@router.get("/pki/issuing-ca.crl", include_in_schema=False)
+@router.get("/pki/issuing-ca.cer", include_in_schema=False)
+def issuing_der(request: Request) -> Response:
+    """The issuing CA certificate in DER: the caIssuers address in every signer certificate."""
+    der = pki.load_issuing_ca(_keys_dir(request)).public_bytes(serialization.Encoding.DER)
+    return _cacheable(request, der, "application/pkix-cert", max_age=86400)
+
+
+# --------------------------------------------------------------------------- CRLs and OCSP
+# The addresses every certificate carries (engine.trust.pki.revocation). Cacheable: a strong
+# ETag, Last-Modified, and a max-age that never reaches past the data's nextUpdate and stays
+# short (MAX_AGE), so a revocation reaches HTTP caches within minutes.
+
+MAX_AGE = 300
+OCSP_RESPONSE = "application/ocsp-response"
+
+
+def _max_age(next_update: datetime | None) -> int:
+    if next_update is None:
+        return 0
+    return max(0, min(MAX_AGE, int((next_update - datetime.now(UTC)).total_seconds())))
+
+
+def _cacheable(
+    request: Request,
+    body: bytes,
+    media_type: str,
+    *,
+    max_age: int,
+    last_modified: datetime | None = None,
+) -> Response:
+    etag = f'"{hashlib.sha256(body).hexdigest()}"'
+    headers = {"Cache-Control": f"public, max-age={max_age}, no-transform", "ETag": etag}
+    if last_modified is not None:
+        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC), usegmt=True)
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@router.get(pki.CRL_PATH, include_in_schema=False)
 def crl(request: Request) -> Response:
+    """The issuing CA's CRL (DER), re-signed only when a certificate was revoked or hourly."""
     with transaction(request.app.state.services.factory) as session:
-        rows = session.scalars(select(RevokedCertificate)).all()
-        revoked = [(int(r.serial, 16), r.revoked_at) for r in rows]
-    return Response(
-        pki.build_crl(_keys_dir(request), revoked),
-        media_type="application/pkix-crl",
-        headers={"Cache-Control": "max-age=300"},
+        published = signers.current_crl(session, _keys_dir(request))
+    return _cacheable(
+        request,
+        published.der,
+        "application/pkix-crl",
+        max_age=_max_age(published.next_update),
+        last_modified=published.this_update,
     )
+
+
+@router.get(pki.ROOT_CRL_PATH, include_in_schema=False)
+def root_crl(request: Request) -> Response:
+    """The root's CRL (over the issuing CA), signed offline and installed in the key folder."""
+    found = pki.root_crl(_keys_dir(request))
+    if found is None:
+        return Response("Tidak ada CRL root.", status_code=404, media_type="text/plain")
+    return _cacheable(
+        request,
+        found.public_bytes(serialization.Encoding.DER),
+        "application/pkix-crl",
+        max_age=_max_age(found.next_update_utc),
+        last_modified=found.last_update_utc,
+    )
+
+
+def _try_later() -> Response:
+    """Over the per-address limit (the QR page's): HTTP 429 with an OCSP tryLater answer, so
+    an OCSP client reads a reason it understands."""
+    headers = {"Cache-Control": "no-store", "Retry-After": "60"}
+    return Response(ocsp_try_later().der, 429, headers=headers, media_type=OCSP_RESPONSE)
+
+
+def _ocsp(request: Request, der: bytes, *, get: bool) -> Response:
+    portal = _portal(request)
+    key = portal.counter.key(portal.limit_v, _client(request))
+    if portal.counter.refused_already(portal.limit_v, key):
+        return _try_later()
+    with portal.reader.begin() as conn:
+        if not portal.counter.count(conn, portal.limit_v, key, None):
+            return _try_later()
+        answer = signers.ocsp_answer(conn, _keys_dir(request), der)
+    if not get or not answer.shared:  # POST, an error, or an answer echoing a nonce
+        return Response(answer.der, media_type=OCSP_RESPONSE, headers={"Cache-Control": "no-store"})
+    return _cacheable(
+        request,
+        answer.der,
+        OCSP_RESPONSE,
+        max_age=_max_age(answer.next_update),
+        last_modified=answer.this_update,
+    )
+
+
+@router.post(pki.OCSP_PATH, include_in_schema=False)
+async def ocsp_post(request: Request) -> Response:
+    """OCSP over POST (RFC 6960 A.1): the DER request as the body."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > OCSP_MAX_REQUEST:
+            break
+    return await run_in_threadpool(_ocsp, request, body, get=False)
+
+
+@router.get(pki.OCSP_PATH + "/{encoded:path}", include_in_schema=False)
+def ocsp_get(request: Request, encoded: str) -> Response:
+    """OCSP over GET (RFC 6960 A.1): the DER request, base64, URL-encoded, as the path."""
+    text = encoded.strip().replace(" ", "+")
+    try:
+        if "-" in text or "_" in text:
+            der = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        else:
+            der = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        der = b""
+    return _ocsp(request, der, get=True)
 
 
 @router.get("/pki/seal-keys.cose", include_in_schema=False)
@@ -128,7 +242,7 @@ def audit_checkpoint_file(request: Request, name: str) -> Response:
 # cannot stay hidden. HTML for people, JSON and CSV for whoever watches the list.
 
 SIGNER_ROLES = {
-    "head": "Kepala desa/lurah",
+    "head": "Kepala Desa/Lurah",
     "sekdes": "Sekretaris desa/kelurahan",
     "kasi": "Kepala seksi",
     "operator": "Staf",

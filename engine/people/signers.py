@@ -16,11 +16,13 @@ after.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, HeadSignerExists, InvalidInput, NotFound
@@ -28,7 +30,25 @@ from engine.people.users import Actor, audit_admin
 from engine.storage.models import RevokedCertificate, SignerCertificate, User, Village
 from engine.timeutil import now_utc
 
+if TYPE_CHECKING:
+    from engine.config import Settings
+    from engine.trust.pki import CertStatus, OcspAnswer, PublishedCrl
+
 STORAGES = ("pkcs12", "hsm")
+
+# Why a certificate is revoked: the choices people are offered (Bahasa Indonesia), each with
+# the RFC 5280 reason code it puts in the CRL and the OCSP answer. "berhenti-menjabat" is
+# cessationOfOperation: the holder left office; letters signed before stay valid.
+RF = x509.ReasonFlags
+REVOCATION_REASONS: dict[str, tuple[str, x509.ReasonFlags]] = {
+    "kunci-bocor": ("Kunci bocor, hilang atau diketahui orang lain", RF.key_compromise),
+    "diganti": ("Diganti dengan sertifikat baru", RF.superseded),
+    "berhenti-menjabat": ("Berhenti menjabat (masa jabatan habis, pensiun, mutasi)",
+                          RF.cessation_of_operation),
+    "data-berubah": ("Nama, jabatan atau desa di sertifikat berubah", RF.affiliation_changed),
+    "lainnya": ("Alasan lain", RF.unspecified),
+}  # fmt: skip
+DEFAULT_REASON = "lainnya"
 
 
 def has_live_key(session: Session, user: User) -> bool:
@@ -76,10 +96,10 @@ def check_enrollable(session: Session, user: User) -> Village:
         ):
             if has_live_key(session, other):
                 raise HeadSignerExists(
-                    f"{village.kind_label.title()} {village.name} sudah punya kepala desa/lurah "
-                    f"aktif yang memegang kunci tanda tangan ({other.full_name}, "
-                    f"{other.username}). Nonaktifkan akun itu atau cabut sertifikatnya dulu; "
-                    "kunci kepala kedua tidak diterbitkan."
+                    f"{village.kind_label.title()} {village.name} sudah punya "
+                    f"{village.head_title} aktif yang memegang kunci tanda tangan "
+                    f"({other.full_name}, {other.username}). Nonaktifkan akun itu atau cabut "
+                    "sertifikatnya dulu; kunci kepala kedua tidak diterbitkan."
                 )
     return village
 
@@ -127,7 +147,21 @@ def record_issued(
     return row
 
 
-def revoke_key(session: Session, by: Actor, user: User, reason: str) -> str | None:
+def revoke_live_key(
+    session: Session, by: Actor, user: User, reason: str, *, code: str = DEFAULT_REASON
+) -> str:
+    """Revoke the certificate the account signs with now; an account without a live key is an
+    error (the admin pages' "Cabut sertifikat")."""
+    if not has_live_key(session, user):
+        raise InvalidInput(f"{user.username} tidak memegang kunci tanda tangan yang berlaku.")
+    serial = revoke_key(session, by, user, reason, code=code)
+    assert serial is not None  # has_live_key implies a certificate
+    return serial
+
+
+def revoke_key(
+    session: Session, by: Actor, user: User, reason: str, *, code: str = DEFAULT_REASON
+) -> str | None:
     """Revoke the account's current signer certificate (into the CRL) and drop its key from
     the account. Returns the revoked serial, or None when the account holds no certificate.
     Letters signed (and timestamped) before now stay valid."""
@@ -135,25 +169,40 @@ def revoke_key(session: Session, by: Actor, user: User, reason: str) -> str | No
     if serial is None:
         return None
     if session.get(RevokedCertificate, serial) is None:
-        revoke_serial(session, by, serial, reason)
-    user.signer_p12 = None
-    user.signer_hsm_label = None
-    session.flush()
+        revoke_serial(session, by, serial, reason, code=code)
+    _drop_key(session, user)
     return serial
 
 
-def revoke_serial(session: Session, by: Actor, serial: str, reason: str) -> RevokedCertificate:
-    """Revoke any signer certificate this deployment issued, by its hex serial."""
+def _drop_key(session: Session, user: User) -> None:
+    user.signer_p12 = None
+    user.signer_hsm_label = None
+    session.flush()
+
+
+def revoke_serial(
+    session: Session, by: Actor, serial: str, reason: str, *, code: str = DEFAULT_REASON
+) -> RevokedCertificate:
+    """Revoke any signer certificate this deployment issued, by its hex serial, for one of
+    REVOCATION_REASONS (``code``) and a free-text note (required for "lainnya"). When it is
+    the holder's current certificate, the key is dropped from the account too: nothing can
+    be signed with a revoked certificate."""
     serial = serial.strip().lower()
     reason = (reason or "").strip()
-    if not reason:
+    if code not in REVOCATION_REASONS:
+        choices = ", ".join(REVOCATION_REASONS)
+        raise InvalidInput(f"Alasan pencabutan tidak dikenal: {code!r} (pilihan: {choices}).")
+    label, flag = REVOCATION_REASONS[code]
+    if not reason and code == DEFAULT_REASON:
         raise InvalidInput("Alasan wajib diisi.", {"reason": "Alasan wajib diisi."})
     issued = session.get(SignerCertificate, serial)
     if issued is None:
         raise NotFound(f"Sertifikat penandatangan {serial} tidak ada di daftar.")
     if session.get(RevokedCertificate, serial) is not None:
         raise Conflict(f"Sertifikat {serial} sudah dicabut.")
-    row = RevokedCertificate(serial=serial, revoked_at=now_utc(), reason=reason)
+    row = RevokedCertificate(
+        serial=serial, revoked_at=now_utc(), reason=_stored_reason(code, reason or label)
+    )
     session.add(row)
     session.flush()
     audit_admin(
@@ -165,10 +214,99 @@ def revoke_serial(session: Session, by: Actor, serial: str, reason: str) -> Revo
             "serial": serial,
             "role": issued.role,
             "village_code": issued.village_code,
+            "reason_code": code,
+            "crl_reason": flag.name,
         },
-        reason=reason,
+        reason=reason or label,
     )
+    holder = session.get(User, issued.user_id)
+    if holder is not None and holder.signer_serial == serial:
+        _drop_key(session, holder)
     return row
+
+
+def _stored_reason(code: str, note: str) -> str:
+    """The revocation row keeps the code in front of the note ("kunci-bocor: Laptop hilang"),
+    so no column is needed for it; rows made before codes existed read as "lainnya"."""
+    return note if code == DEFAULT_REASON else f"{code}: {note}"
+
+
+def reason_of(stored: str | None) -> tuple[str, str]:
+    """(code, note) of a revocation row's reason."""
+    stored = stored or ""
+    code, sep, note = stored.partition(": ")
+    if sep and code in REVOCATION_REASONS:
+        return code, note
+    return DEFAULT_REASON, stored
+
+
+def crl_reason(stored: str | None) -> x509.ReasonFlags:
+    return REVOCATION_REASONS[reason_of(stored)[0]][1]
+
+
+def renew(
+    session: Session,
+    settings: Settings,
+    user: User,
+    secret: str,
+    *,
+    by: Actor,
+    revoke_old: bool = False,
+    note: str = "",
+    hsm: bool = False,
+) -> tuple[str, str]:
+    """A new certificate (and key) for a signer who holds one: the same person, title and
+    village, as enroll_signer / enroll_hsm issue it (``secret``: the new passphrase, or the
+    token PIN with ``hsm``). The old certificate is left to expire (its key is dropped from
+    the account: registry status "diganti") or, with ``revoke_old``, revoked as superseded.
+    Letters signed with the old one stay valid either way. Returns (old serial, new serial)."""
+    from engine.bootstrap import enroll_hsm, enroll_signer  # bootstrap imports this module
+
+    old = user.signer_serial
+    if old is None or session.get(SignerCertificate, old) is None:
+        raise InvalidInput(
+            f"{user.username} belum memiliki sertifikat penandatangan untuk diperbarui; "
+            "terbitkan sertifikat baru (keys issue-signer)."
+        )
+    already_revoked = session.get(RevokedCertificate, old) is not None
+    if hsm:
+        enroll_hsm(session, settings, user, secret, by=by)
+    else:
+        enroll_signer(session, settings.keys_dir, user, secret, by=by)
+    new = user.signer_serial
+    if revoke_old and not already_revoked:
+        revoke_serial(session, by, old, note, code="diganti")
+    audit_admin(
+        session,
+        by,
+        "signer.renew",
+        {
+            "user_id": user.id,
+            "username": user.username,
+            "old_serial": old,
+            "new_serial": new,
+            "old_certificate": "revoked" if revoke_old or already_revoked else "left_to_expire",
+        },
+        reason=note.strip() or None,
+    )
+    return old, new
+
+
+def no_key_message(session: Session, user: User) -> str:
+    """Why an account cannot sign, in words for the signer: its certificate was revoked (when
+    and why), or it never had one."""
+    if user.signer_serial is not None:
+        row = session.get(RevokedCertificate, user.signer_serial)
+        if row is not None:
+            from engine.dates import format_wib
+
+            label = REVOCATION_REASONS[reason_of(row.reason)[0]][0]
+            return (
+                f"Sertifikat penandatangan Anda dicabut pada {format_wib(row.revoked_at)} "
+                f"({label}); tidak ada surat yang ditandatangani. Minta admin kabupaten "
+                "menerbitkan sertifikat baru."
+            )
+    return "Anda belum memiliki sertifikat penandatangan."
 
 
 # --------------------------------------------------------------------------- public registry
@@ -246,3 +384,65 @@ def registry(session: Session, *, now: datetime | None = None) -> list[RegistryE
 def _attr(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
     values = cert.subject.get_attributes_for_oid(oid)
     return str(values[0].value) if values else ""
+
+
+# --------------------------------------------------------------------------- CRL and OCSP
+# What the portal publishes under /pki/ (engine.trust.pki.crl and .ocsp sign it): read with a
+# Session or a plain Connection (the portal's autocommit reader).
+
+
+def _service_serials(keys_dir: Path) -> set[int]:
+    """Certificates the issuing CA made for the server itself (the TSA): good while not
+    revoked, though not in the signer registry."""
+    from engine.trust import pki
+
+    try:
+        return {pki.load_tsa_cert(keys_dir).serial_number}
+    except pki.PkiError:
+        return set()
+
+
+def certificate_status(conn: Session | Connection, keys_dir: Path, serial: int) -> CertStatus:
+    """A serial as the OCSP responder reports it: issued (by the registry or the server
+    folder), and revoked when, and why."""
+    from engine.trust.pki import CertStatus
+
+    hex_serial = format(serial, "x")
+    revoked = conn.execute(
+        select(RevokedCertificate.revoked_at, RevokedCertificate.reason).where(
+            RevokedCertificate.serial == hex_serial
+        )
+    ).first()
+    issued = serial in _service_serials(keys_dir) or (
+        conn.execute(
+            select(SignerCertificate.serial).where(SignerCertificate.serial == hex_serial)
+        ).first()
+        is not None
+    )
+    if not issued:
+        return CertStatus(issued=False)
+    if revoked is None:
+        return CertStatus(issued=True)
+    return CertStatus(True, _utc(revoked.revoked_at), crl_reason(revoked.reason))
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def current_crl(conn: Session | Connection, keys_dir: Path) -> PublishedCrl:
+    """The issuing CA's CRL with every revoked certificate, its time and reason code."""
+    from engine.trust.pki import published_crl
+
+    rows = conn.execute(
+        select(RevokedCertificate.serial, RevokedCertificate.revoked_at, RevokedCertificate.reason)
+    ).all()
+    entries = [(int(r.serial, 16), _utc(r.revoked_at), crl_reason(r.reason)) for r in rows]
+    return published_crl(keys_dir, entries)
+
+
+def ocsp_answer(conn: Session | Connection, keys_dir: Path, request_der: bytes) -> OcspAnswer:
+    """The signed OCSP response (RFC 6960) to a DER request about one of our certificates."""
+    from engine.trust.pki.ocsp import answer
+
+    return answer(keys_dir, request_der, lambda serial: certificate_status(conn, keys_dir, serial))

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from io import BytesIO
 from typing import Any
 
@@ -39,13 +39,17 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from engine.aio import run_sync
+from engine.dates import format_wib
 from engine.trust.pdf_updates import UpdateRefused, check_updates
 
 VALID, INVALID, REVOKED, UNKNOWN = "VALID", "INVALID", "REVOKED", "UNKNOWN"
 REPLACED = "REPLACED"
 
 # Check revocation data only where a certificate declares a source, never fetch, and do not
-# fail for its absence. Our certificates declare none, so in practice nothing is checked.
+# fail for its absence. Our certificates now declare a CRL and an OCSP address (for tools we
+# did not write), but the verdict never goes online: our signers' revocation is judged from the
+# registry in ``with_registry``, the same rows the portal's CRL and OCSP answers are made from,
+# against the letter's trusted timestamp.
 _REVINFO_POLICY = CertRevTrustPolicy(
     RevocationCheckingPolicy(
         ee_certificate_rule=RevocationCheckingRule.CHECK_IF_DECLARED_SOFT,
@@ -423,10 +427,12 @@ def with_registry(
         if rev is None:
             details[i] = replace(d, revocation=f"tidak dicabut (sumber: {CRL_SOURCE})")
             continue
-        when = rev.revoked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = format_wib(rev.revoked_at)
         proof = d.timestamp_time
         if proof is not None and proof < rev.revoked_at:
-            text = f"dicabut {when}, setelah surat ditandatangani (sumber: {CRL_SOURCE})"
+            # Proven by the trusted timestamp: signed while the certificate was good. The
+            # letter stays genuine; the note says when the certificate was revoked.
+            text = f"ditandatangani sebelum sertifikat dicabut pada {when} (sumber: {CRL_SOURCE})"
         else:
             text = f"DICABUT {when} (sumber: {CRL_SOURCE})"
             reasons.append("Sertifikat penandatangan telah dicabut sebelum surat ditandatangani")

@@ -34,6 +34,7 @@ from engine.trust.pki.ceremony import (
     load_root_cert_file,
     load_trust_roots,
     load_tsa,
+    load_tsa_cert,
     request_issuing_ca,
     sign_issuing_csr,
     write_chain,
@@ -61,7 +62,24 @@ from engine.trust.pki.certificates import (
 )
 from engine.trust.pki.crl import (
     CRL_VALID,
+    ROOT_CRL_VALID,
+    PublishedCrl,
     build_crl,
+    install_root_crl,
+    load_crl,
+    published_crl,
+    root_crl,
+    sign_root_crl,
+)
+from engine.trust.pki.ocsp import CertStatus, OcspAnswer
+from engine.trust.pki.revocation import (
+    CRL_PATH,
+    OCSP_PATH,
+    ROOT_CRL_PATH,
+    publication_url,
+    set_publication_url,
+    signer_pointers,
+    with_pointers,
 )
 from engine.trust.pki.signers import (
     P12_KDF_ITERATIONS,
@@ -72,7 +90,23 @@ from engine.trust.pki.signers import (
 )
 
 __all__ = [
+    "CRL_PATH",
     "CRL_VALID",
+    "CertStatus",
+    "OCSP_PATH",
+    "OcspAnswer",
+    "PublishedCrl",
+    "ROOT_CRL_PATH",
+    "ROOT_CRL_VALID",
+    "install_root_crl",
+    "load_crl",
+    "publication_url",
+    "published_crl",
+    "root_crl",
+    "set_publication_url",
+    "sign_root_crl",
+    "signer_pointers",
+    "with_pointers",
     "DEFAULT_REGENCY",
     "DISKOMINFO",
     "EXTRA_ROOTS_DIR",
@@ -105,6 +139,7 @@ __all__ = [
     "load_seal_key",
     "load_trust_roots",
     "load_tsa",
+    "load_tsa_cert",
     "new_key",
     "pki_paths",
     "request_issuing_ca",

@@ -45,6 +45,13 @@ from engine.trust.pki.certificates import (
     pki_paths,
     root_paths,
 )
+from engine.trust.pki.revocation import (
+    issuing_ca_pointers,
+    publication_url,
+    set_publication_url,
+    signer_pointers,
+    with_pointers,
+)
 
 # --- the offline root ------------------------------------------------------------------------
 
@@ -99,12 +106,17 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
 
 
 def sign_issuing_csr(
-    root_dir: Path, csr: x509.CertificateSigningRequest, *, valid_days: int = ISSUING_VALID_DAYS
+    root_dir: Path,
+    csr: x509.CertificateSigningRequest,
+    *,
+    valid_days: int = ISSUING_VALID_DAYS,
+    public_url: str | None = None,
 ) -> x509.Certificate:
     """The root (offline) certifies the server's issuing CA key from its CSR.
 
     Only the subject and the key are taken from the request; what the certificate may do
-    (a CA below the root, no further CAs below it) is decided here."""
+    (a CA below the root, no further CAs below it) is decided here. With ``public_url`` the
+    certificate points at the root's CRL under it (engine.trust.pki.revocation)."""
     rp = root_paths(root_dir)
     if not rp.key.exists():
         raise PkiError(f"No root key in {rp.root_dir}: run `suratdesa keys root init` there")
@@ -119,14 +131,15 @@ def sign_issuing_csr(
     days = min(valid_days, (root_cert.not_valid_after_utc - datetime.now(UTC)).days)
     if days < 1:
         raise PkiError("The root certificate has expired")
-    return (
+    builder = (
         certificate_builder(
             csr.subject, root_cert.subject, csr.public_key(), root_key.public_key(), days
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(key_usage(ca=True), critical=True)
-        .sign(root_key, hashes.SHA256())
     )
+    builder = with_pointers(builder, issuing_ca_pointers(public_url))
+    return builder.sign(root_key, hashes.SHA256())
 
 
 # --- the server folder -----------------------------------------------------------------------
@@ -223,7 +236,7 @@ def _ensure_service_keys(paths: PkiPaths) -> None:
     if not _existing(paths.tsa_cert, paths.tsa_key):
         issuing_cert, issuing_key = _load_pair(paths.issuing_cert, paths.issuing_key)
         tsa_key = new_key()
-        tsa_cert = (
+        tsa_builder = (
             certificate_builder(
                 _name(
                     _regency_of(issuing_cert),
@@ -240,8 +253,9 @@ def _ensure_service_keys(paths: PkiPaths) -> None:
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
             )
-            .sign(issuing_key, hashes.SHA256())
         )
+        tsa_builder = with_pointers(tsa_builder, signer_pointers(paths.keys_dir))
+        tsa_cert = tsa_builder.sign(issuing_key, hashes.SHA256())
         _store(paths.tsa_cert, paths.tsa_key, tsa_cert, tsa_key)
     _ensure_seal_locked(paths)
 
@@ -278,7 +292,11 @@ def _root_keys_in(folder: Path, root: x509.Certificate) -> list[Path]:
 
 
 def init_pki(
-    keys_dir: Path, *, regency: str = DEFAULT_REGENCY, root_dir: Path | None = None
+    keys_dir: Path,
+    *,
+    regency: str = DEFAULT_REGENCY,
+    root_dir: Path | None = None,
+    public_url: str | None = None,
 ) -> PkiPaths:
     """Development shortcut: the whole ceremony at once, where anything is missing.
 
@@ -286,6 +304,11 @@ def init_pki(
     into ``keys_dir``; a root key left in ``keys_dir`` by an older version is moved there.
     Once the issuing CA is installed the root key is not read again. Idempotent: existing
     keys are loaded and never overwritten. A file lock serialises concurrent callers.
+
+    With ``public_url`` a folder that has no publication URL yet gets it before anything is
+    issued, so the issuing CA, the TSA and every signer certificate point at the CRLs and the
+    OCSP responder under it; the development root then also signs its CRL (renewed here when
+    it nears its nextUpdate).
     """
     paths = pki_paths(keys_dir)
     rp = root_paths(root_dir if root_dir is not None else default_root_dir(paths.keys_dir))
@@ -293,6 +316,8 @@ def init_pki(
         raise PkiError("The root folder must not be the server key folder or inside it")
     with _locked(paths.keys_dir):
         _move_legacy_root_key(paths, rp)
+        if public_url and not paths.issuing_cert.exists():
+            set_publication_url(paths.keys_dir, public_url)
         if not paths.issuing_cert.exists():
             if paths.tsa_cert.exists():
                 raise PkiError("The issuing CA is missing but the TSA certificate still exists")
@@ -302,11 +327,24 @@ def init_pki(
                 )
             create_root(rp.root_dir, regency=regency)
             csr = load_csr(_request_locked(paths, regency).read_bytes())
-            issuing = sign_issuing_csr(rp.root_dir, csr)
+            url = publication_url(paths.keys_dir)
+            issuing = sign_issuing_csr(rp.root_dir, csr, public_url=url)
             root = x509.load_pem_x509_certificate(rp.cert.read_bytes())
             _install_locked(paths, [root, issuing])
         _ensure_service_keys(paths)
+        if _points_at_root_crl(load_issuing_ca(paths.keys_dir)):
+            from engine.trust.pki.crl import ensure_dev_root_crl
+
+            ensure_dev_root_crl(paths.keys_dir, rp.root_dir)
     return paths
+
+
+def _points_at_root_crl(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except x509.ExtensionNotFound:
+        return False
+    return True
 
 
 def _move_legacy_root_key(paths: PkiPaths, rp: RootPaths) -> None:
@@ -353,6 +391,11 @@ def load_issuing_ca(keys_dir: Path) -> x509.Certificate:
 def load_issuing_ca_key(keys_dir: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     p = pki_paths(keys_dir)
     return _load_pair(_require(p.issuing_cert), _require(p.issuing_key))
+
+
+def load_tsa_cert(keys_dir: Path) -> x509.Certificate:
+    """The development TSA's certificate (no key read)."""
+    return x509.load_pem_x509_certificate(_require(pki_paths(keys_dir).tsa_cert).read_bytes())
 
 
 def load_tsa(keys_dir: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:

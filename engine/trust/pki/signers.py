@@ -25,6 +25,7 @@ from engine.trust.pki.certificates import (
     new_key,
     pki_paths,
 )
+from engine.trust.pki.revocation import signer_pointers, with_pointers
 
 # Signer PKCS#12: the key (and the certificates) under PBES2 = PBKDF2-HMAC-SHA256 + AES-256-CBC
 # at OWASP's 600,000 iterations. The file's integrity MAC is keyed from the same passphrase
@@ -146,7 +147,7 @@ def issue_signer(
         ]
     )
     key = new_key()
-    cert = (
+    builder = (
         certificate_builder(
             subject, issuing_cert.subject, key.public_key(), issuing_key.public_key(), valid_days
         )
@@ -154,8 +155,9 @@ def issue_signer(
         # No extendedKeyUsage on purpose: its absence means "any purpose", which every PDF
         # validator accepts, while a specific document-signing OID is not understood by all.
         .add_extension(key_usage(digital_signature=True, content_commitment=True), critical=True)
-        .sign(issuing_key, hashes.SHA256())
     )
+    # Where the CRL and the OCSP responder are (none for a folder without a publication URL).
+    cert = with_pointers(builder, signer_pointers(keys_dir)).sign(issuing_key, hashes.SHA256())
     p12 = signer_pkcs12(username, key, cert, [issuing_cert, root_cert], passphrase)
     return SignerBundle(
         p12=p12,
