@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import regions
-from engine.dates import WIB
+from engine.dates import BULAN, WIB
 from engine.errors import InvalidInput
 from engine.letters import statistics_rollup as rollup
 from engine.storage.db import READ_ONLY
@@ -58,20 +58,7 @@ log = logging.getLogger(__name__)
 SUPPRESS_BELOW = 5
 ROUND_TO = 5
 CACHE_SECONDS = 300
-MONTHS = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
+MONTHS = BULAN  # month names as letters print them (engine.dates)
 CHANNELS = {"loket": "Di loket (petugas)", "warga": "Mandiri (warga)"}
 SUPPRESSED = "<5"
 RULE = (
