@@ -11,17 +11,19 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, File, HTTPException, Path, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep
 from api.schemas import Version, Word, _error
+from engine import attachments
 from engine.citizens.errors import NotIdentified
 from engine.citizens.history import history
 from engine.citizens.identity import IDENTIFY_FLOOR, PASS_SECONDS, identify, read_pass
 from engine.citizens.requests import (
+    add_files,
     correct_returned,
     create_citizen_request,
     requestable,
@@ -258,3 +260,29 @@ async def post_history(body: PinIn, request: Request, svc: ServicesDep, nik: Nik
         requests=[_status_out(v) for v in found.requests],
         letters=[LetterLineOut(**line.__dict__) for line in found.letters],
     )
+
+
+@router.post("/status/{code}/lampiran", status_code=201)
+async def post_attachments(
+    code: CodePath,
+    svc: ServicesDep,
+    nik: NikDep,
+    attachment: Annotated[
+        list[UploadFile],
+        File(description="PDF, JPEG or PNG, at most 2 MB each and 5 per request"),
+    ],
+) -> StatusOut:
+    """Add supporting files to your own request while it waits for the office or is returned
+    to you (multipart/form-data, field `attachment`, repeatable). All or none; files are
+    checked by their content as staff uploads are (422 with the reason)."""
+    uploads = [
+        attachments.Upload(f.filename or "", await f.read(attachments.MAX_SIZE + 1), f.size)
+        for f in attachment
+    ]
+
+    def store() -> StatusView:
+        with transaction(svc.factory) as session:
+            req = add_files(session, svc.catalog, nik, code, uploads)
+            return status_view(session, svc.catalog, req)
+
+    return _status_out(await run_in_threadpool(store))

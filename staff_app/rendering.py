@@ -63,6 +63,7 @@ ACTION_LABELS = {
     "letter.handover": _("Handed over"),
     "attach": _("Attachment saved"),
     "citizen.correct": _("Corrected by the resident"),
+    "citizen.attach": "Lampiran ditambah warga",
     "revoke_letter": _("Letter revoked"),
     "replace_start": _("Replacement started"),
     "replace_letter": _("Letter replaced"),

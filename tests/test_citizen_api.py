@@ -13,7 +13,7 @@ from sqlalchemy import select
 from engine.citizens import limits
 from engine.citizens.errors import NO_MATCH, NO_SUCH_CODE
 from engine.storage.db import transaction
-from engine.storage.models import LetterRequest, Resident
+from engine.storage.models import Attachment, LetterRequest, Resident
 from suratdesa.web import create_app
 from tests.letters import GROGOL, Staff
 
@@ -148,6 +148,40 @@ def test_request_status_and_correction(client, services, logins):
     assert stranger.status_code == 404 and stranger.json() == {"detail": NO_SUCH_CODE}
 
 
+def test_citizen_adds_files_checked_by_content_while_the_office_has_not_started(
+    client, services, logins
+):
+    r = resident(services)
+    token = identify(client, r).json()["token"]
+    made = client.post(
+        "/api/warga/requests",
+        json={"workflow_id": UMUM, "data": {"keperluan": "Melamar kerja"}},
+        headers=bearer(token),
+    )
+    code = made.json()["tracking_code"]
+    url = f"/api/warga/status/{code}/lampiran"
+    pdf = ("kk.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n", "application/pdf")
+    added = client.post(url, files=[("attachment", pdf)], headers=bearer(token))
+    assert added.status_code == 201, added.text
+    assert added.json()["status"] == "diterima"
+    # a web page named .pdf is refused by its content, and nothing is stored
+    fake = ("ktp.pdf", b"<html><script>alert(1)</script></html>", "application/pdf")
+    refused = client.post(url, files=[("attachment", fake)], headers=bearer(token))
+    assert refused.status_code == 422, refused.text
+    other = identify(client, resident(services, 2)).json()["token"]
+    stranger = client.post(url, files=[("attachment", pdf)], headers=bearer(other))
+    assert stranger.status_code == 404 and stranger.json() == {"detail": NO_SUCH_CODE}
+    with transaction(services.factory) as session:
+        rid = session.scalar(select(LetterRequest.id).where(LetterRequest.channel == "warga"))
+        names = session.scalars(select(Attachment.filename).where(Attachment.request_id == rid))
+        assert list(names) == ["kk.pdf"]
+    staff = Staff(client, logins)
+    request = staff.get("operator.grogol", f"/api/requests/{rid}").json()
+    staff.act("operator.grogol", request, "submit")
+    late = client.post(url, files=[("attachment", pdf)], headers=bearer(token))
+    assert late.status_code == 409  # under review: the office works with what it has
+
+
 def test_guessed_codes_are_404_then_429(client):
     for _ in range(limits.STATUS_MISS.allowance):
         r = client.get("/api/warga/status/7K3M-Q9TD-2XHN-V0PA")
@@ -164,6 +198,7 @@ def test_openapi_documents_the_citizen_api(client):
         ("/api/warga/requests", "post"),
         ("/api/warga/status/{code}", "get"),
         ("/api/warga/status/{code}/correction", "post"),
+        ("/api/warga/status/{code}/lampiran", "post"),
     ]:
         assert method in paths[path], path
     schemas = doc["components"]["schemas"]

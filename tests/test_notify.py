@@ -16,8 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from engine.config import check_webhook_url
+from engine.dates import today_wib
 from engine.notify.dispatcher import Dispatcher
 from engine.notify.outbox import set_contact
+from engine.people import acting
 from engine.people.users import Actor, get_user
 from engine.requests import letter_requests
 from engine.services import Services
@@ -464,3 +466,33 @@ def test_a_lapsed_claim_is_taken_over_and_sent_once(peered, logins, smtp_server)
     assert len(smtp_server.messages) == 2  # at least once: the gateway/reader dedupes by id
     assert {m["X-SuratDesa-Notice"] for m in smtp_server.messages} == {str(claimed.id)}
     assert _notices(peered, transport="email") == [("sekdes.grogol", "email", "queue", "sent")]
+
+
+def test_the_signing_step_reaches_the_head_and_whoever_acts_as_head_today(services, logins):
+    """The head's step is in the head's queue and in the queue of an acting head (Plh. today),
+    so both hear of it; the sekdes who moved it there does not (they acted)."""
+    with transaction(services.factory) as session:
+        acting.record(
+            session,
+            Actor.of(get_user(session, "admin")),
+            village_code=GROGOL,
+            user_id=get_user(session, "kasi.grogol").id,
+            prefix="Plh.",
+            starts_on=today_wib(),
+            ends_on=today_wib() + timedelta(days=3),
+        )
+    request = _submitted(services, logins)
+    sekdes = _actor(services, "sekdes.grogol")
+    with transaction(services.factory) as session:
+        letter_requests.act(
+            session, services.catalog, sekdes, request.id, "approve", version=request.version
+        )
+    with transaction(services.factory) as session:
+        rows = session.execute(
+            select(User.username)
+            .join(Notice, Notice.user_id == User.id)
+            .where(Notice.request_id == request.id, Notice.kind == "queue")
+            .where(Notice.transport == "inapp")
+            .order_by(Notice.id)
+        ).scalars()
+        assert list(rows) == ["sekdes.grogol", "head.grogol", "kasi.grogol"]

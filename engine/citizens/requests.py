@@ -24,6 +24,7 @@ from engine.citizens.status import (
     CORRECTED,
     EXPLANATIONS,
     LABELS,
+    RECEIVED,
     RETURNED,
     StatusView,
     citizen_status,
@@ -277,6 +278,35 @@ def owned_request(session: Session, nik: str, code: object) -> LetterRequest:
     tracking = session.get(CitizenTracking, request.id)
     if tracking is None or tracking.nik != nik:
         raise UnknownCode()
+    return request
+
+
+def add_files(
+    session: Session,
+    catalog: WorkflowCatalog,
+    nik: str,
+    code: object,
+    uploads: Sequence[attachments.Upload],
+) -> LetterRequest:
+    """The resident adds files to their own request while it waits for the office (received)
+    or is returned to them: all or none, checked by content like staff uploads, audited."""
+    request = owned_request(session, nik, code)
+    if status_view(session, catalog, request).status not in (RECEIVED, RETURNED):
+        raise Conflict("Lampiran hanya bisa ditambah sebelum permohonan diperiksa petugas.")
+    if not uploads:
+        raise InvalidInput("Pilih berkas yang akan dilampirkan.", {attachments.FIELD: "Kosong."})
+    checked = attachments.check(uploads, attachments.count(session, request.id))
+    _store_files(session, request.id, checked)
+    session.flush()
+    audit.append(
+        session,
+        actor_id=None,
+        actor=ACTOR,
+        role=ACTOR,
+        action="citizen.attach",
+        request_id=request.id,
+        detail={"files": len(checked)},
+    )
     return request
 
 

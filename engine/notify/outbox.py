@@ -24,15 +24,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import yaml
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from engine.dates import today_wib
 from engine.errors import InvalidInput, NotFound
 from engine.people.acting import in_village_titles
 from engine.people.users import Actor
 from engine.requests.statemachine import ISSUED
 from engine.storage import audit
 from engine.storage.models import (
+    ActingAssignment,
     AuditEvent,
     LetterRequest,
     Notice,
@@ -60,6 +62,7 @@ class _Flow:
     title: str
     initial: str
     steps: dict[str, tuple[str, str]]  # state -> (role, label)
+    delegates: dict[str, frozenset[str]]  # state -> roles its `signers` let sign "a.n."
 
 
 # Parsed pinned workflows by sha256: a snapshot never changes, so this cache is never stale.
@@ -77,7 +80,13 @@ def _flow(session: Session, sha256: str) -> _Flow:
             name: (str(step.get("role", "")), str(step.get("label") or name))
             for name, step in doc["steps"].items()
         }
-        flow = _Flow(str(doc["title"]).strip(), doc.get("initial", next(iter(steps))), steps)
+        delegates = {
+            name: frozenset((step.get("signers") or {}).keys())
+            for name, step in doc["steps"].items()
+        }
+        flow = _Flow(
+            str(doc["title"]).strip(), doc.get("initial", next(iter(steps))), steps, delegates
+        )
         _flows[sha256] = flow
     return flow
 
@@ -195,7 +204,7 @@ def _write_notices(session: Session, event: AuditEvent) -> bool:
             ),
             f"/staf/permohonan/{request.id}",
         )
-        staff = _holders(session, request.village_code, role)
+        staff = _step_holders(session, request.village_code, role, flow.delegates[state])
     recipients = [u for u in staff if u.id != event.actor_id]
     wrote_pending = False
     if message is not None:
@@ -272,6 +281,34 @@ def _holders(session: Session, village_code: str, role: str) -> list[User]:
             .order_by(User.id)
         )
     )
+
+
+def _step_holders(
+    session: Session, village_code: str, role: str, delegates: frozenset[str]
+) -> list[User]:
+    """Who finds a step in their queue: the role's holders; for the head's step also whoever
+    acts as head today (Plt./Plh./Pj.) and the roles the step lets sign "a.n." (the people
+    engine.people.acting.step_capacity gives the step to)."""
+    holders = _holders(session, village_code, role)
+    if role != "head":
+        return holders
+    today = today_wib()
+    acting = select(ActingAssignment.user_id).where(
+        ActingAssignment.village_code == village_code,
+        ActingAssignment.starts_on <= today,
+        ActingAssignment.ends_on >= today,
+    )
+    more = session.scalars(
+        select(User)
+        .where(
+            User.village_code == village_code,
+            User.active.is_(True),
+            User.role != role,
+            or_(User.id.in_(acting), User.role.in_(sorted(delegates))),
+        )
+        .order_by(User.id)
+    )
+    return holders + list(more)
 
 
 def _citizen_transport(contact: str) -> str:
