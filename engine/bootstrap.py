@@ -163,6 +163,8 @@ class DemoLogins:
         default_factory=list
     )  # user, role, village, token
     sample_niks: dict[str, list[str]] = field(default_factory=dict)
+    # village code -> (NIK, No. KK, date of birth) of one resident, to try /warga/ with
+    sample_citizens: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 def seed_demo(session: Session, keys_dir: Path, *, public_url: str | None = None) -> DemoLogins:
@@ -211,6 +213,8 @@ def seed_demo(session: Session, keys_dir: Path, *, public_url: str | None = None
                 .limit(4)
             )
         )
+        first = session.scalar(select(Resident).where(Resident.nik == logins.sample_niks[code][0]))
+        logins.sample_citizens[code] = (first.nik, first.kk, f"{first.birth_date:%d-%m-%Y}")
     admin = session.scalar(select(User).where(User.username == "admin"))
     if admin is None:
         admin = create_user(

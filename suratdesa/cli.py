@@ -240,6 +240,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say_where_the_root_is(settings.keys_dir)
     for code, niks in logins.sample_niks.items():
         print(f"Contoh NIK penduduk {code}: {', '.join(niks)}")
+    for code, (nik, kk, born) in logins.sample_citizens.items():
+        print(f"Coba layanan warga ({code}): NIK {nik}, No. KK {kk}, tanggal lahir {born}")
+    print(f"Layanan warga (ponsel): {settings.public_url}/warga/")
     print(f"Aplikasi staf (masuk dengan akun di atas): {settings.public_url}/staf/masuk")
     print(f"API: {settings.public_url}/docs   (lihat README untuk contoh curl)")
     print(f"Portal publik (QR surat): {settings.public_url}/verify")

@@ -138,3 +138,21 @@ def test_no_face_writes_to_the_database_itself(face):
         for match in DIRECT_WRITES.finditer(text)
     ]
     assert writes == []
+
+
+def test_every_package_and_its_files_are_installed():
+    """A fresh `pip install` must carry every package the app imports, with its templates and
+    static files (the tests import from the source tree, so only this catches a missing one)."""
+    import fnmatch
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = setup["packages"]["find"]["include"]
+    data = setup["package-data"]
+    for package in ("engine", *FACES, ASSEMBLY):
+        assert any(fnmatch.fnmatch(package, pattern) for pattern in include), package
+        for folder in ("templates", "static"):
+            if (ROOT / package / folder).is_dir():
+                assert any(p.startswith(f"{folder}/") for p in data.get(package, [])), (
+                    f"{package}/{folder} is not in [tool.setuptools.package-data]"
+                )

@@ -6,6 +6,7 @@ Bahasa Indonesia, one wrong-passphrase notice, and a demo whose URLs follow its 
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -407,6 +408,16 @@ def test_demo_urls_and_letters_follow_the_port(settings, tmp_path, passphrase):
     assert demo.returncode == 0, demo.stderr
     assert f"{base}/staf/masuk" in demo.stdout and f"{base}/verify" in demo.stdout
     assert ":8000" not in demo.stdout
+    # a resident to try the citizen pages with: NIK, No. KK and birth date as the registry holds
+    assert f"{base}/warga/" in demo.stdout
+    nik, kk, born = re.search(
+        r"Coba layanan warga \(33\.11\.01\.2001\): NIK (\d{16}), No\. KK (\d{16}), "
+        r"tanggal lahir (\d\d-\d\d-\d{4})",
+        demo.stdout,
+    ).groups()
+    with sqlite3.connect(tmp_path / "demo.db") as db:
+        row = db.execute("SELECT kk, birth_date FROM residents WHERE nik = ?", (nik,)).fetchone()
+    assert row == (kk, "-".join(reversed(born.split("-"))))
     server = subprocess.Popen(
         [*command, "serve", *address],
         env=env,
