@@ -44,6 +44,12 @@ class Limit:
         return (self.bucket, client[:64], int(now // self.window_seconds))
 
 
+def window_clock() -> float:
+    """Now, for the fixed windows. Looked up on every call, so a test can pin it and keep its
+    few requests inside one window (real time may cross a minute between two of them)."""
+    return time.time()
+
+
 def _add(conn: Connection, key: Key, delta: int, keep: int = 1) -> int:
     """Add ``delta`` to the shared counter; the new shared count. Now and then prunes this
     bucket's windows older than ``keep`` windows before this one (other buckets have windows of
@@ -68,7 +74,7 @@ def hit(conn: Connection, limit: Limit, client: str, now: float | None = None) -
     if conn.dialect.name == "postgresql":
         # A counter lost in a crash is harmless; do not wait for the WAL flush on every scan.
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    key = limit.key(client, now if now is not None else time.time())
+    key = limit.key(client, now if now is not None else window_clock())
     return _add(conn, key, 1) <= limit.per_window
 
 
@@ -132,9 +138,10 @@ class SharedCounter:
         engine: Engine,
         *,
         flush_seconds: float = 1.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.engine, self.flush_seconds, self.clock = engine, flush_seconds, clock
+        self.engine, self.flush_seconds = engine, flush_seconds
+        self.clock = clock or (lambda: window_clock())
         self._lock = threading.Lock()
         self._pending: dict[Key, int] = {}
         self._known: dict[Key, int] = {}  # shared count last read or written, per key

@@ -133,6 +133,20 @@ def logins(db_template: DbTemplate) -> DemoLogins:
 
 
 @pytest.fixture
+def one_rate_window(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Pin the clock of the fixed rate-limit windows to the middle of the current minute, so a
+    test's few counted requests all fall in one window however slow the machine is (real time
+    may cross a minute between two of them, which resets the count)."""
+    import time
+
+    from engine import ratelimit
+
+    pinned = time.time() // 60 * 60 + 30
+    monkeypatch.setattr(ratelimit, "window_clock", lambda: pinned)
+    return pinned
+
+
+@pytest.fixture
 def passphrase() -> str:
     return DEMO_PASSPHRASE
 

@@ -382,7 +382,7 @@ def test_signing_after_revocation_is_refused_and_issues_nothing(portal: Portal, 
         )
 
 
-def test_ocsp_is_rate_limited_like_the_qr_page(settings: Settings):
+def test_ocsp_is_rate_limited_like_the_qr_page(settings: Settings, one_rate_window):
     from fastapi.testclient import TestClient
 
     from suratdesa.web import create_app

@@ -41,7 +41,7 @@ def shared_count(services, client: str) -> int:
 
 
 @pytest.fixture
-def small_limit(settings):
+def small_limit(settings, one_rate_window):
     return replace(settings, rate_v_per_minute=3)
 
 
@@ -70,7 +70,7 @@ def test_the_limit_is_shared_by_two_app_processes(services, small_limit):
     assert shared_count(services, "10.0.0.7") >= 4
 
 
-def test_buffered_counts_reach_the_other_process(settings, services):
+def test_buffered_counts_reach_the_other_process(settings, services, one_rate_window):
     settings = replace(settings, rate_v_per_minute=10)
     first, second = create_app(settings), create_app(settings)
     a, b = client_at(first, "10.0.0.9"), client_at(second, "10.0.0.9")

@@ -117,7 +117,7 @@ def test_forwarded_for_honoured_from_a_configured_proxy(services):
     assert addr_clients(services) == {"198.51.100.7", "192.0.2.50"}
 
 
-def test_portal_rate_limit_counts_the_real_peer(services):
+def test_portal_rate_limit_counts_the_real_peer(services, one_rate_window):
     """The public QR page's per-address limit: a spoofed header does not give a fresh budget."""
     app = create_app(replace(services.settings, rate_v_per_minute=3))
     client = TestClient(app, client=("203.0.113.20", 40000))

@@ -291,7 +291,7 @@ def test_bad_filters_are_refused_in_indonesian(services):
     assert client.get("/statistik.csv?tahun=1999").status_code == 422
 
 
-def test_statistics_are_rate_limited_per_address(settings):
+def test_statistics_are_rate_limited_per_address(settings, one_rate_window):
     app = create_app(replace(settings, rate_v_per_minute=3))
     one = TestClient(app, client=("10.0.0.31", 40000))
     other = TestClient(app, client=("10.0.0.32", 40000))
