@@ -6,4 +6,5 @@ Sub-packages by concern: requests (workflows, state machine, requests, queues, b
 seal, verification), people (NIK, residents, users, sign-in, acting heads, admin), storage
 (models, database, migrations, audit log). Small shared modules sit at the top: config
 (Settings), errors and http_status, services, dates, timeutil, text, regions, aio, ratelimit,
-attachments, bootstrap."""
+attachments, bootstrap, regency_settings (the regency admin's letterhead, numbering and
+classification settings)."""

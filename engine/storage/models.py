@@ -273,6 +273,20 @@ class WorkflowSnapshot(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RegencySetting(Base):
+    """One regency-wide setting (engine.regency_settings): JSON ``value`` or an uploaded
+    file in ``blob``."""
+
+    __tablename__ = "regency_settings"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[dict | list | str | None] = mapped_column(JSON)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_regency_settings_updated_by")
+    )
+
+
 class ActingAssignment(Base):
     """An acting head for a date range (both ends inclusive, WIB dates): during it the acting
     person signs with their own key and the letter reads "Plt. KEPALA DESA ..."."""
