@@ -14,6 +14,7 @@ from engine.storage.db import session_factory, transaction
 from suratdesa.cli_common import BY_HELP, _actor, _secret
 from suratdesa.keys_cli import add_keys_commands, say_where_the_root_is
 from suratdesa.notify_cli import add_notify_commands
+from suratdesa.worker_cli import add_worker_command
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_address_arguments(s, "where to serve")
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(func=cmd_serve)
+    add_worker_command(sub)
     return p
 
 

@@ -7,11 +7,12 @@ from urllib.parse import urlencode
 from fastapi import BackgroundTasks, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from engine.errors import Forbidden, InvalidInput
+from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.http_status import http_status
+from engine.jobs import batch_runs
 from engine.letters.facts import request_purpose
 from engine.people import acting
-from engine.requests import batches, queues
+from engine.requests import queues
 from engine.services import Services
 from engine.storage.db import transaction
 from engine.storage.models import Village
@@ -152,26 +153,77 @@ async def sign_post(
                 tries_in_error=isinstance(exc, SigningError),
                 after=after,
             )
+    owner = batch_runs.new_owner()  # this process runs the batch under a lease it renews
     try:
-        batch_id = batches.start(svc.issuer, web.actor, picked)
+        batch_id = _to_worker(svc, web, picked)
+        if batch_id is not None:  # a queue worker signs it with its own token PIN
+            signer.close()
+            return RedirectResponse(f"{PREFIX}/tandatangan/{batch_id}", 303)
+        batch_id = batch_runs.start(svc.issuer, web.actor, picked, owner)
     except BaseException:
         signer.close()  # a token session must not outlive a batch that never starts
         raise
-    background.add_task(batches.run, svc.issuer, web.actor, batch_id, signer)
+    background.add_task(batch_runs.run, svc.issuer, web.actor, batch_id, signer, owner)
     return RedirectResponse(f"{PREFIX}/tandatangan/{batch_id}", 303)
+
+
+def _to_worker(svc: Services, web: Web, picked: list[tuple[int, int]]) -> int | None:
+    """On PostgreSQL with a live `suratdesa worker`, a batch of a head whose key is on the
+    HSM goes to the job queue (engine.jobs.queue); otherwise None: this process runs it."""
+    from engine.jobs import queue
+
+    hsm = batch_runs.hsm_signer(svc.factory, web.actor)
+    return queue.hand_to_worker(svc, web.actor, picked, hsm=hsm)
+
+
+def _batch_page(request, svc, web, batch_id, *, error: str | None = None, status: int = 200):
+    run = batch_runs.state(svc.issuer, web.actor, batch_id)
+    with transaction(svc.factory) as session:
+        return render(
+            request,
+            "batch.html",
+            status,
+            web=web,
+            nav=nav(session, svc, web),
+            batch=run.batch,
+            run=run,
+            error=error,
+        )
 
 
 @router.get("/tandatangan/{batch_id}")
 def batch_page(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTMLResponse:
-    view = batches.view(svc.issuer, web.actor, batch_id)
-    with transaction(svc.factory) as session:
-        return render(request, "batch.html", web=web, nav=nav(session, svc, web), batch=view)
+    return _batch_page(request, svc, web, batch_id)
 
 
 @router.get("/tandatangan/{batch_id}/status")
 def batch_status(request: Request, batch_id: int, web: WebDep, svc: Svc) -> HTMLResponse:
-    view = batches.view(svc.issuer, web.actor, batch_id)
-    return render(request, "_batch.html", web=web, batch=view)
+    run = batch_runs.state(svc.issuer, web.actor, batch_id)
+    return render(request, "_batch.html", web=web, batch=run.batch, run=run)
+
+
+@router.post("/tandatangan/{batch_id}/lanjutkan")
+async def batch_resume(
+    request: Request, batch_id: int, web: WebDep, svc: Svc, background: BackgroundTasks
+) -> Response:
+    """Resume an interrupted batch: the passphrase again (never stored), then exactly the
+    letters still pending are issued (engine.jobs.batch_runs)."""
+    await check_csrf(request, web)
+    form = await request.form()
+    owner = batch_runs.new_owner()
+    try:
+        signer = batch_runs.resume(
+            svc.issuer, web.actor, batch_id, str(form.get("passphrase", "")), owner
+        )
+    except (SigningError, Forbidden, Conflict) as exc:
+        message = str(exc)
+        if isinstance(exc, WrongPassphrase):
+            message = "Passphrase salah. Tidak ada surat yang ditandatangani."
+            if isinstance(exc, signer_limit.CountedWrongPassphrase):
+                message = f"{message} {exc.hint}"
+        return _batch_page(request, svc, web, batch_id, error=message, status=http_status(exc))
+    background.add_task(batch_runs.run, svc.issuer, web.actor, batch_id, signer, owner)
+    return RedirectResponse(f"{PREFIX}/tandatangan/{batch_id}", 303)
 
 
 # --------------------------------------------------------------------------- archive
