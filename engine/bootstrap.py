@@ -178,6 +178,10 @@ def seed_demo(session: Session, keys_dir: Path, *, public_url: str | None = None
     for index, code in enumerate(DEMO_VILLAGES):
         village = session.get(Village, code)
         slug = village.name.lower()
+        if not (village.phone or village.email or village.website):  # the kop's contact lines
+            village.phone = f"(0271) 59{3100 + index * 7}"
+            village.email = f"{village.kind}.{slug}@sukoharjo.example"
+            village.website = f"https://{slug}.sukoharjo.example"
         if session.scalar(select(Resident.id).where(Resident.village_code == code)) is None:
             session.add_all(demo_residents(village, 20, seed=index + 1))
         staff = list(zip(("operator", "kasi", "sekdes", "head"), _STAFF_NAMES[index], strict=True))

@@ -1,4 +1,5 @@
-"""Letter rendering: the three shipped templates, QR, DRAFT, paper, fonts, escaping."""
+"""Letter rendering: the three shipped templates, QR, DRAFT, paper, fonts, escaping. The kop's
+emblem and contact lines, the signature block and the footer: tests/test_letter_look.py."""
 
 from __future__ import annotations
 
@@ -159,7 +160,9 @@ def test_each_template_prints_a_complete_letter(kind: str, tmp_path: Path) -> No
         "KEPALA DESA GROGOL",
         "SUTRISNO",
         "Demikian surat keterangan ini dibuat dengan sebenarnya",
-        URL,
+        "Ditandatangani secara elektronik oleh: SUTRISNO",
+        "Dokumen ini ditandatangani secara elektronik",
+        f"memindai kode QR atau membuka {URL}",
     ):
         assert expected in flat, f"{expected!r} missing from the {kind} letter"
     assert "DRAFT" not in flat
@@ -218,12 +221,37 @@ def test_fonts_are_embedded(tmp_path: Path) -> None:
         assert row.split()[-5] == "yes", f"not embedded: {row}"  # the "emb" column
 
 
+def text_box(pdf: bytes, text: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of ``text`` on page 1 as fractions of the page, y from the
+    top."""
+    page = pypdfium2.PdfDocument(pdf)[0]
+    width, height = page.get_size()
+    textpage = page.get_textpage()
+    found = textpage.search(text).get_next()
+    assert found is not None, f"{text!r} not on the page"
+    first, count = found
+    boxes = [textpage.get_charbox(i) for i in range(first, first + count)]
+    left, right = min(b[0] for b in boxes), max(b[2] for b in boxes)
+    bottom, top = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    return left / width, 1 - top / height, right / width, 1 - bottom / height
+
+
 @pytest.mark.parametrize("kind", ["umum", "kematian", "kelahiran"])
-def test_qr_on_the_page_decodes_to_the_verify_url_at_bottom_left(kind: str) -> None:
-    codes = qr_codes(render(kind))
+def test_qr_decodes_to_the_verify_url_in_the_signature_space(kind: str) -> None:
+    """The QR stands in the signature space, under the title, beside "Ditandatangani secara
+    elektronik oleh" and the signer's name: nothing reads like a missing wet signature."""
+    pdf = render(kind)
+    codes = qr_codes(pdf)
     assert [c[0] for c in codes] == [URL]
     _, cx, cy = codes[0]
-    assert cx < 0.5 and cy > 0.5, f"QR at ({cx:.2f}, {cy:.2f}), expected bottom-left"
+    assert cy > 0.5, f"QR at ({cx:.2f}, {cy:.2f}), expected in the lower half"
+    title = text_box(pdf, "KEPALA DESA GROGOL")
+    signed = text_box(pdf, "Ditandatangani secara elektronik oleh")
+    name = text_box(pdf, "SUTRISNO")
+    assert title[3] < cy, "the QR is under the signer's title"
+    assert cx > 0.4 and cx < signed[0] and cx < name[0], "the QR stands left of who signed"
+    assert signed[3] <= name[1] + 0.001, "the name follows 'Ditandatangani ... oleh'"
+    assert abs((signed[1] + name[3]) / 2 - cy) < 0.06, "the text stands beside the QR"
 
 
 def test_draft_has_no_qr_no_number_and_a_draft_watermark(tmp_path: Path) -> None:
@@ -234,6 +262,7 @@ def test_draft_has_no_qr_no_number_and_a_draft_watermark(tmp_path: Path) -> None
     assert "DRAFT" in flat
     assert NUMBER not in flat
     assert "verifikasi" not in flat
+    assert "Ditandatangani secara elektronik oleh" not in flat
     assert "BUDI SANTOSO" in flat  # the preview still reads like the letter
 
 

@@ -1,9 +1,9 @@
 """The layout engine: letter markup (the XML a template renders to) laid out on pages with fpdf2
-primitives, and the vector QR code beside the signature."""
+primitives, the vector QR code in the signature block, the regency emblem of the kop (its PDF
+image prepared once per process per emblem) and the footer repeated on every page."""
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from functools import lru_cache
@@ -14,8 +14,22 @@ from fpdf import FPDF
 from PIL import Image
 
 from engine.errors import SuratDesaError
+from engine.letters.layout_emblem import (
+    PLACEHOLDER_RATIO,
+    Emblem,
+    draw_emblem,
+    draw_placeholder,
+    prepared_emblem,
+)
+from engine.letters.layout_qr import (  # QR_MAX_MM, qr_print_size: also imported from here
+    QR_MAX_MM,
+    QR_MODULE_MIN_MM,
+    _draw_qr,
+    qr_print_size,
+)
 from engine.letters.pdf_fonts import _PT, _attach_font, _load_font
-from engine.letters.qr import QUIET_ZONE, qr_matrix
+
+__all__ = ["QR_MAX_MM", "QR_MODULE_MIN_MM", "Emblem", "TemplateMarkupError", "qr_print_size"]
 
 
 class TemplateMarkupError(SuratDesaError, ValueError):
@@ -72,8 +86,12 @@ class _Layout:
         base_dir: Path,
         qr_text: str | None = None,
         qr_mask: str = "fast",
+        emblem: Emblem | None = None,
     ) -> None:
         self.pdf = pdf
+        self.emblem = emblem
+        self.footers = root.findall("footer")
+        self.footer_h: float | None = None
         self.qr_mask = qr_mask
         self.qr_text = qr_text or verify_url  # the QR may carry more than the printed URL
         self.page_w, self.page_h = paper
@@ -103,6 +121,23 @@ class _Layout:
         self.y = self.top
         if self.draft:
             self._watermark()
+        for footer in self.footers:
+            self._footer(footer)
+
+    def _footer(self, el: ET.Element) -> None:
+        """The footer's blocks at the foot of the page, inside the bottom margin."""
+        was, self.breakable = self.breakable, False
+        x, w = self.left, self.right - self.left
+        try:
+            if self.footer_h is None:
+                self.y = 0.0
+                self.blocks(el, x, w, False)
+                self.footer_h = self.y
+            self.y = self.page_h - _num(el, "bottom", 7) - self.footer_h
+            self.blocks(el, x, w, True)
+        finally:
+            self.breakable = was
+            self.y = self.top
 
     def _watermark(self) -> None:
         pdf = self.pdf
@@ -473,6 +508,29 @@ class _Layout:
             self.pdf.image(str(path), x=x, y=self.y, w=width, h=height)
         self.y += height
 
+    def emblem_block(self, el: ET.Element, x: float, w: float, draw: bool) -> None:
+        width = _num(el, "width", 22)
+        tallest = _num(el, "max-height", width * 1.5)
+        info = None if self.emblem is None else prepared_emblem(self.emblem)
+        if info is None:
+            height = min(width * PLACEHOLDER_RATIO, tallest)
+            if draw:
+                self.ensure(height)
+                draw_placeholder(self.pdf, x, self.y, width, height)
+        else:
+            height = width * info["h"] / info["w"]
+            if height > tallest:  # a tall emblem keeps its shape, narrower and centred
+                x += (width - width * tallest / height) / 2
+                width, height = width * tallest / height, tallest
+            if draw:
+                self.ensure(height)
+                draw_emblem(self.pdf, self.emblem, info, x, self.y, width, height)
+        self.y += height
+
+    def footer_block(self, el: ET.Element, x: float, w: float, draw: bool) -> None:
+        if not any(el is f for f in self.footers):
+            raise TemplateMarkupError("<footer> belongs directly inside <letter>")
+
 
 _BLOCKS = {
     "p": _Layout.p,
@@ -483,6 +541,8 @@ _BLOCKS = {
     "row": _Layout.row,
     "qr": _Layout.qr,
     "img": _Layout.img,
+    "emblem": _Layout.emblem_block,
+    "footer": _Layout.footer_block,
 }
 
 
@@ -493,69 +553,3 @@ def _text_width(text: str, key: tuple[str, str], size: float) -> float:
     entry = _load_font(key)
     w, miss = entry.widths, entry.missing_width
     return sum(w.get(ord(c), miss) for c in text) * size / 1000 * _PT
-
-
-QR_MODULE_MIN_MM = 0.4  # smaller modules are unreliable on office printers and phone cameras
-QR_MAX_MM = 35.0  # what fits beside the signature block
-
-
-@lru_cache(maxsize=64)
-def _qr_matrix(data: str, mask: str = "fast") -> tuple[tuple[bool, ...], ...]:
-    return tuple(tuple(row) for row in qr_matrix(data, mask=mask))
-
-
-def qr_print_size(data: str, requested: float, mask: str = "fast") -> float:
-    """The printed size (mm, quiet zone included) for ``data``: the template's size, enlarged
-    so that every module is at least QR_MODULE_MIN_MM wide. A QR that would need more than
-    QR_MAX_MM is refused rather than printed too small to scan."""
-    modules = len(_qr_matrix(data, mask)) + 2 * QUIET_ZONE
-    needed = math.ceil(QR_MODULE_MIN_MM * modules * 100) / 100  # never a hair under
-    if needed > QR_MAX_MM:
-        raise ValueError(
-            f"QR of {modules} modules needs {needed} mm for {QR_MODULE_MIN_MM} mm modules; "
-            f"more than {QR_MAX_MM} mm: shorten SURATDESA_PUBLIC_URL"
-        )
-    return max(requested, needed)
-
-
-def _draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float, mask: str = "fast") -> None:
-    """The QR as vector rectangles: sharp at any print resolution. The size includes the
-    quiet zone (4 modules of white each side)."""
-    matrix = _qr_matrix(data, mask)
-    n = len(matrix)
-    module = size / (n + 8)
-    ox, oy = x + 4 * module, y + 4 * module
-    pdf.set_fill_color(0)
-    # Horizontal runs, each extended down over identical runs below it.
-    done: set[tuple[int, int, int]] = set()
-    runs_by_row: list[list[tuple[int, int]]] = []
-    for row in matrix:
-        runs, c = [], 0
-        while c < n:
-            if row[c]:
-                s = c
-                while c < n and row[c]:
-                    c += 1
-                runs.append((s, c))
-            else:
-                c += 1
-        runs_by_row.append(runs)
-    row_sets = [set(r) for r in runs_by_row]
-    # Every run as a rectangle subpath, filled by one operator: what pdf.rect() would write per
-    # run, without its per-call overhead (a QR has some 300-600 runs).
-    k, page_h = pdf.k, pdf.h
-    paths = []
-    for r, runs in enumerate(runs_by_row):
-        for s, e in runs:
-            if (r, s, e) in done:
-                continue
-            h = 1
-            while r + h < n and (s, e) in row_sets[r + h]:
-                done.add((r + h, s, e))
-                h += 1
-            # a hair of overlap so no white seams appear between modules when rasterised
-            left, top = ox + s * module, oy + r * module
-            w, hh = (e - s) * module + 0.01, h * module + 0.01
-            paths.append(f"{left * k:.2f} {(page_h - top) * k:.2f} {w * k:.2f} {-hh * k:.2f} re")
-    if paths:
-        pdf._out("\n".join(paths) + "\nf")

@@ -18,13 +18,20 @@ Blocks (children of <letter>, <col>):
   <qr size="27"/>                        the verification QR (required on a signed letter;
                                          on a draft it only reserves its space)
   <img src="logo.png" width="22"/>       image file next to the template
+  <emblem width="22"/>                   the regency emblem the regency admin uploaded (a
+                                         neutral placeholder until then)
+  <footer bottom="7">blocks</footer>     (child of <letter>) drawn at the foot of every page,
+                                         inside the bottom margin, its last line ending
+                                         ``bottom`` mm above the paper's edge
   <pagebreak/>
 Inline: text, <b>, <i>, <u>, <br/>, <span size="9">; whitespace collapses as in HTML,
 &nbsp; keeps words together. Units are millimetres, font sizes points.
 
-Template variables: title, number (None on a draft), village (VillageInfo), kind_upper
-("DESA"/"KELURAHAN"), kind ("Desa"/"Kelurahan"), head_title ("Kepala Desa"/"Lurah"), signer
-(SignerInfo), subjects, subject_labels, fields, field_labels, issued_on, draft, verify_url.
+Template variables: title, number (None on a draft), village (VillageInfo: name, address,
+postal_code, phone, email, website, ...), portal_url (the verify portal's address, on a
+signed letter), kind_upper ("DESA"/"KELURAHAN"), kind ("Desa"/"Kelurahan"), head_title
+("Kepala Desa"/"Lurah"), signer (SignerInfo), subjects, subject_labels, fields, field_labels,
+issued_on, draft, verify_url.
 Filters: tanggal (28 November 2026), hari (Sabtu), jam (14.30 WIB).
 
 The parsed fonts are cached per process; each document gets its own copy of the mutable
@@ -42,10 +49,13 @@ from pathlib import Path
 
 import jinja2
 from fpdf import FPDF
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.dates import format_jam, format_tanggal, nama_hari
 from engine.letters.layout import TemplateMarkupError, _Layout
+from engine.letters.layout_emblem import Emblem
 from engine.letters.pdf_fonts import LetterOutput
+from engine.letters.template_filters import FILTERS as TEMPLATE_FILTERS
 
 PAPERS: dict[str, tuple[float, float]] = {"F4": (215.0, 330.0), "A4": (210.0, 297.0)}
 
@@ -63,6 +73,7 @@ class Person:
     marital_status: str
     occupation: str
     address: str  # full address line incl. RT/RW, village
+    citizenship: str = "WNI"  # the registry's: "WNI" | "WNA"
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ class VillageInfo:
     district_name: str
     address: str
     postal_code: str
+    phone: str = ""  # the kop's contact lines; empty: not printed
+    email: str = ""
+    website: str = ""
+    emblem: Emblem | None = None  # the regency emblem (engine.letters.kop); None: placeholder
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,10 @@ class LetterContent:
 
 @lru_cache(maxsize=32)
 def _environment(directory: str) -> jinja2.Environment:
-    env = jinja2.Environment(
+    # Sandboxed: a template may be typed by the regency admin in the browser
+    # (engine.requests.letter_type_editor), so no template reaches Python internals (no
+    # `__class__`, no unsafe callables) and none changes the data it is given.
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(directory),
         autoescape=True,  # resident data is text, never markup
         auto_reload=True,  # an edited template applies without a restart
@@ -111,6 +129,7 @@ def _environment(directory: str) -> jinja2.Environment:
     env.filters["tanggal"] = lambda d: format_tanggal(d) if isinstance(d, date) else d
     env.filters["hari"] = lambda d: nama_hari(d) if isinstance(d, date) else d
     env.filters["jam"] = lambda t: format_jam(t) if isinstance(t, time) else t
+    env.filters.update(TEMPLATE_FILTERS)  # age_on, kewarganegaraan
     return env
 
 
@@ -137,6 +156,7 @@ def render_markup(
         issued_on=content.issued_on,
         draft=draft,
         verify_url=verify_url,
+        portal_url=verify_url.rsplit("/v/", 1)[0] + "/v" if verify_url else None,
     )
 
 
@@ -169,6 +189,7 @@ def markup_to_pdf(
     qr_text: str | None = None,
     prepared_fonts: bool = True,
     qr_mask: str = "fast",
+    emblem: Emblem | None = None,
 ) -> bytes:
     """Lay out letter markup (see the module docstring) as a PDF. ``prepared_fonts=False``
     (fpdf2 subsets each font per document) and ``qr_mask="best"`` (all eight masks scored)
@@ -194,6 +215,7 @@ def markup_to_pdf(
         base_dir=(base_dir or Path.cwd()).resolve(),
         qr_text=qr_text,
         qr_mask=qr_mask,
+        emblem=emblem,
     )
     layout.new_page()
     layout.blocks(root, layout.left, layout.right - layout.left, True)
@@ -231,4 +253,5 @@ def render_letter(
         draft=draft,
         base_dir=template_path.resolve().parent,
         qr_text=qr_text,
+        emblem=content.village.emblem,
     )

@@ -103,10 +103,14 @@ def update_village(
     code: str,
     *,
     address: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    website: str | None = None,
     head_name: str | None = None,
     head_nip: str | None = None,
 ) -> dict[str, dict]:
-    """Edit a village's letterhead address and its head's name/NIP (None: leave as is).
+    """Edit a village's letterhead address and contact lines (phone, email, website: each
+    checked, empty to print none) and its head's name/NIP (None: leave as is).
     Returns {"village": changes, "head": changes}; each changed record gets its own audit
     event ("village.update", "user.update"), an unchanged one none."""
     if by.role != "admin":
@@ -124,6 +128,17 @@ def update_village(
         if address != village.address:
             changes["address"] = [village.address, address]
             village.address = address
+    for name, value, check in (
+        ("phone", phone, clean_phone),
+        ("email", email, clean_email),
+        ("website", website, clean_website),
+    ):
+        if value is None:
+            continue
+        value = check(value)
+        if value != getattr(village, name):
+            changes[name] = [getattr(village, name), value]
+            setattr(village, name, value)
     if changes:
         session.flush()
         audit_admin(session, by, "village.update", {"village_code": code, "changes": changes})
@@ -133,3 +148,60 @@ def update_village(
         if head is not None:
             head_changes = update_user(session, by, head, full_name=head_name, nip=head_nip)
     return {"village": changes, "head": head_changes}
+
+
+_PHONE = re.compile(r"[0-9 ()+\-.]+")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})+")
+
+
+def clean_phone(text: str) -> str:
+    """A letterhead phone number as printed: "(0271) 593123", "+62 271 593123"; digits with
+    spaces, brackets, dashes, dots and a leading +; 6 to 15 digits. Empty: none."""
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    digits = sum(c.isdigit() for c in text)
+    if len(text) > 40 or not _PHONE.fullmatch(text) or "+" in text[1:] or not 6 <= digits <= 15:
+        raise InvalidInput(
+            f"Nomor telepon tidak valid: {text!r}.",
+            {"phone": "Angka 6-15 digit, boleh dengan spasi, tanda kurung, - atau + di depan."},
+        )
+    return text
+
+
+def clean_email(text: str) -> str:
+    """A letterhead email address (one address, a domain with a dot). Empty: none."""
+    text = text.strip()
+    if not text:
+        return ""
+    if len(text) > 120 or not _EMAIL.fullmatch(text):
+        raise InvalidInput(
+            f"Alamat pos-el tidak valid: {text!r}.",
+            {"email": "Contoh: desa.grogol@sukoharjokab.go.id"},
+        )
+    return text
+
+
+def clean_website(text: str) -> str:
+    """A letterhead website: an http(s) address of a host name, or a bare host name
+    ("https://" added); scheme and host lowercased. No user, port or query. Empty: none."""
+    text = text.strip()
+    if not text:
+        return ""
+    url = text if "://" in text else f"https://{text}"
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if (
+        len(url) > 200
+        or scheme.lower() not in ("http", "https")
+        or not _HOST.fullmatch(host)
+        or any(c in path for c in "?#@ \"'<>")
+        or any(ord(c) < 33 or ord(c) > 126 for c in path)
+    ):
+        raise InvalidInput(
+            f"Alamat situs web tidak valid: {text!r}.",
+            {"website": "Contoh: https://grogol.sukoharjokab.go.id"},
+        )
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
