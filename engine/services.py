@@ -25,5 +25,5 @@ class Services:
         settings = settings or get_settings()
         set_password_hash_threads(settings.password_hash_threads)
         factory = session_factory(settings.database_url)
-        catalog = WorkflowCatalog(settings.workflows_dir)
+        catalog = WorkflowCatalog(settings.workflows_dir, factory)  # follows publications
         return cls(settings, factory, catalog, Issuer(factory, catalog, settings))

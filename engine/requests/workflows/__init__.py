@@ -27,6 +27,9 @@ File format (see ``workflows/*.yaml`` and :func:`workflow_json_schema`)::
       - {label: Nama, from: subject:deceased.name}
       - {label: Tanggal meninggal, from: field:date_of_death}
 
+``sample:`` (optional) maps field names to example values for the letter type editor's DRAFT
+preview (engine.requests.letter_type_editor); each is checked like a typed value.
+
 ``public_facts`` (1 to 3) name where each fact comes from: ``field:<name>`` or
 ``subject:<role>.<attr>`` with attr one of name, nik, birth_date, birth_place, sex. Values are
 formatted as the letter prints them (dates "28 November 2026"); a NIK is always masked. Without

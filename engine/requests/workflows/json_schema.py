@@ -54,6 +54,11 @@ def workflow_json_schema() -> dict[str, Any]:
                 "description": "Residents may ask for this letter online; their request "
                 "enters the initial (operator's) step.",
             },
+            "sample": {
+                "type": "object",
+                "description": "Example field values (field name -> value) for the letter "
+                "type editor's DRAFT preview.",
+            },
         },
     }
 

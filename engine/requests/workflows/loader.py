@@ -25,6 +25,7 @@ from engine.requests.workflows.checks import (
     _subjects,
     _template,
 )
+from engine.requests.workflows.sample import _sample
 from engine.requests.workflows.spec import (
     _OPTIONAL_KEYS,
     _REQUIRED_KEYS,
@@ -132,6 +133,7 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
         p, doc.get("public_facts"), doc.kline("public_facts"), subject_map, fields
     )
     citizen_requestable = _citizen_requestable(p, doc, subjects, steps, initial)
+    sample = _sample(p, doc, fields)
 
     sources = template_bundle(template_path) if template_bytes else {}
     if p.items:
@@ -156,6 +158,7 @@ def workflow_problems(path: Path) -> tuple[WorkflowSpec | None, list[WorkflowErr
             template_sources=MappingProxyType(sources),
             public_facts=public_facts,
             citizen_requestable=citizen_requestable,
+            sample=sample,
         ),
         [],
     )

@@ -47,6 +47,7 @@ _REQUIRED_KEYS = ("id", "version", "title", "classification", "number_format", "
 _REQUIRED_KEYS += ("template", "steps")
 _OPTIONAL_KEYS = ("description", "fields", "initial", "effects", "public_facts")
 _OPTIONAL_KEYS += ("citizen_requestable",)
+_OPTIONAL_KEYS += ("sample",)  # example field values for the editor's DRAFT preview
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _INT_PLACEHOLDERS = frozenset({"seq", "month", "year"})
@@ -171,6 +172,9 @@ class WorkflowSpec:
     # Residents may ask for this letter online (engine.citizens); such a request enters the
     # initial step, which the operator works: they complete or correct it, then the chain runs.
     citizen_requestable: bool = False
+    # Example field values (YAML ``sample:``) for the letter type editor's DRAFT preview;
+    # fields without one get a made-up value (engine.requests.letter_type_editor).
+    sample: Mapping[str, object] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 
     def step(self, state: str) -> StepSpec:
         try:
