@@ -39,9 +39,9 @@ def create(staff: Staff, workflow_id: str, subjects: dict, data: dict, user="ope
 
 
 CLASSIFICATIONS = {
-    "surat-keterangan-umum": "470",
-    "surat-keterangan-kematian": "474.3",
-    "surat-keterangan-kelahiran": "474.1",
+    "surat-keterangan-umum": "400.12.2.1",
+    "surat-keterangan-kematian": "400.12.3.1",
+    "surat-keterangan-kelahiran": "400.12.3.1",
 }
 
 

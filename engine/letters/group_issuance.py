@@ -8,7 +8,8 @@ the group's write stores only the letters whose printed numbers directly follow 
 last number as it is at that moment, under its row lock (a gapless run); a letter whose number
 another signer took meanwhile (or that follows a letter that could not be stored) is a loser
 and is issued again on its own with the next number. Nothing is written before the group's
-write, so a crash before its commit leaves no letter and no used number.
+write, so a crash before its commit leaves no letter and no used number. A signing certificate
+revoked while the group was being signed stores none of it (engine.letters.signer_check).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine.errors import Conflict, SuratDesaError
 from engine.letters import numbering
 from engine.letters.issuance import SIGN, Issuer, Stages, _Draft, _Made, apply_effects
 from engine.letters.revocation import mark_replaced
+from engine.letters.signer_check import SignerRevoked, check_not_revoked
 from engine.people.users import Actor
 from engine.requests.letter_requests import move_many
 from engine.requests.statemachine import ISSUED
@@ -94,9 +96,9 @@ def _issue_once(
             except SuratDesaError as exc:
                 group.results[position] = exc
     read = (time.perf_counter() - t0) / len(group.items)
-    next_seq: dict[tuple[str, str, int], int] = {}
+    next_seq: dict[numbering.Register, int] = {}
     for position, draft in group.drafts.items():
-        key = (draft.village_code, draft.classification, draft.year)
+        key = draft.register
         seq = next_seq.setdefault(key, draft.seq)
         next_seq[key] = seq + 1
         try:
@@ -146,6 +148,12 @@ def _store(issuer: Issuer, actor: Actor, group: _Group) -> tuple[dict[int, Outco
                 )
             else:
                 ready.append(position)
+        if ready:
+            try:  # one signer, one certificate for the whole group
+                check_not_revoked(session, actor.user_id, group.made[ready[0]].serial)
+            except SignerRevoked as exc:
+                outcomes.update({p: exc for p in ready})
+                ready = []
         winners = _take_numbers(session, group, ready)
         losers = set(ready) - set(winners)
         letters = {
@@ -174,17 +182,14 @@ def _store(issuer: Issuer, actor: Actor, group: _Group) -> tuple[dict[int, Outco
 def _take_numbers(session, group: _Group, ready: list[int]) -> list[int]:
     """Per sequence, the letters whose printed numbers run on from its last number without a
     gap; their numbers are taken (the sequence row stays locked until commit)."""
-    by_key: dict[tuple[str, str, int], list[int]] = {}
+    by_key: dict[numbering.Register, list[int]] = {}
     for position in ready:
-        draft = group.drafts[position]
-        by_key.setdefault((draft.village_code, draft.classification, draft.year), []).append(
-            position
-        )
+        by_key.setdefault(group.drafts[position].register, []).append(position)
     winners: list[int] = []
     for key, positions in sorted(by_key.items()):  # one lock order for every writer
         seqs = [group.made[p].seq for p in positions]
         contiguous = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-        last, took_all = numbering.take_run(session, *key, seqs[0], len(seqs) if contiguous else 0)
+        last, took_all = numbering.take_run(session, key, seqs[0], len(seqs) if contiguous else 0)
         if took_all and contiguous:
             winners += positions
             continue
@@ -194,6 +199,6 @@ def _take_numbers(session, group: _Group, ready: list[int]) -> list[int]:
                 run.append(position)
         # Printed numbers are increasing, so ``run`` is a prefix of what follows ``last``.
         if run:
-            numbering.advance_to(session, *key, last + len(run))
+            numbering.advance_to(session, key, last + len(run))
         winners += run
     return sorted(winners)

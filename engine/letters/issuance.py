@@ -18,16 +18,19 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.config import Settings
 from engine.dates import WIB
 from engine.errors import Conflict, Forbidden, InvalidInput, SuratDesaError
-from engine.letters import numbering
+from engine.letters import number_settings, numbering
 from engine.letters.facts import public_facts
-from engine.letters.render import LetterContent, Person, SignerInfo, VillageInfo, render_letter
+from engine.letters.kop import village_info
+from engine.letters.render import LetterContent, Person, SignerInfo, render_letter
 from engine.letters.revocation import mark_replaced
-from engine.people import acting
+from engine.letters.signer_check import check_not_revoked, serial_of
+from engine.people import acting, signers
 from engine.people.resident_admin import mark_deceased
 from engine.people.residents import SEX_LABELS, full_address
 from engine.people.users import Actor
@@ -82,15 +85,13 @@ class _Draft:
     content: LetterContent  # number None: set by _make
     signer_user: User
     location: str
+    classification: str  # the code it prints (the regency's setting, else the YAML's)
+    register: numbering.Register  # the register its seq comes from
     seq: int  # the number it would get when read
 
     @property
     def village_code(self) -> str:
         return self.request.village_code
-
-    @property
-    def classification(self) -> str:
-        return self.spec.classification
 
     @property
     def year(self) -> int:
@@ -108,6 +109,7 @@ class _Made:
     pdf: bytes
     render: float
     sign: float
+    serial: str  # the signing certificate's serial (hex), checked against revocation on store
 
 
 @dataclass
@@ -155,8 +157,10 @@ class Issuer:
         signs nothing. The caller closes the returned signer (it may hold a token session)."""
         with transaction(self.factory) as session:
             user = session.get(User, actor.user_id)
-            if user is None or (user.signer_p12 is None and user.signer_hsm_label is None):
+            if user is None:
                 raise Forbidden("Anda belum memiliki sertifikat penandatangan.")
+            if not signers.has_live_key(session, user):  # none, or revoked: say which
+                raise Forbidden(signers.no_key_message(session, user))
             p12, hsm_label, user_id = user.signer_p12, user.signer_hsm_label, user.id
             signer_limit.claim(session, user_id, self.clock())
         # The passphrase is checked outside any transaction: no row stays locked meanwhile.
@@ -241,7 +245,8 @@ class Issuer:
             t0 = time.perf_counter()
             draft = self._draft(actor, request_id, version, session=session)
             _check_version(load_for_actor(session, actor, request_id, lock=True), version)
-            seq = numbering.allocate(session, draft.village_code, draft.classification, draft.year)
+            check_not_revoked(session, actor.user_id, serial_of(signer.cert))
+            seq = numbering.allocate(session, draft.register)
             t1 = time.perf_counter()
             made = self._make(draft, seq, signer)
             if self.before_store is not None:
@@ -279,6 +284,9 @@ class Issuer:
             raise InvalidInput("Alur ini tidak menerbitkan surat pada tanda tangan.")
         village = session.get(Village, request.village_code)
         signer_user = session.get(User, actor.user_id)
+        code, register = number_settings.register_of(
+            session, village.code, spec.id, spec.classification, local.year
+        )
         content = letter_content(
             session,
             spec,
@@ -302,7 +310,9 @@ class Issuer:
             content=content,
             signer_user=signer_user,
             location=f"{village.kind_label.title()} {village.name}, Kabupaten Sukoharjo",
-            seq=numbering.peek(session, village.code, spec.classification, local.year),
+            classification=code,
+            register=register,
+            seq=numbering.peek(session, register),
         )
 
     def _make(self, draft: _Draft, seq: int, signer: LoadedSigner) -> _Made:
@@ -311,7 +321,7 @@ class Issuer:
         spec, local = draft.spec, draft.issued_at.astimezone(WIB)
         number = format_number(
             spec.number_format,
-            classification=spec.classification,
+            classification=draft.classification,
             seq=seq,
             village_code=draft.village_code,
             month=local.month,
@@ -336,7 +346,8 @@ class Issuer:
             reason=f"{spec.title} Nomor {number}",
             location=draft.location,
         )
-        return _Made(seq, code, content, facts, signed, t2 - t1, time.perf_counter() - t2)
+        elapsed = time.perf_counter() - t2
+        return _Made(seq, code, content, facts, signed, t2 - t1, elapsed, serial_of(signer.cert))
 
     def _store(
         self,
@@ -348,18 +359,26 @@ class Issuer:
         *,
         allocate: bool,
     ) -> Letter:
-        """The short write: the request still at ``version``, the number still ``made.seq``
-        (else _NumberTaken rolls it all back), the letter row, its effects, and the audited
-        move last (the audit chain's head row is the one lock every village shares)."""
+        """The short write: the request still at ``version``, the signing certificate not
+        revoked meanwhile (else SignerRevoked: nothing stored, the number stays free), the
+        number still ``made.seq`` (else _NumberTaken rolls it all back), the letter row, its
+        effects, and the audited move last (the audit chain's head row is the one lock every
+        village shares)."""
         request = load_for_actor(session, actor, draft.request.id, lock=True)
         _check_version(request, version)
         if allocate:
-            seq = numbering.allocate(session, draft.village_code, draft.classification, draft.year)
+            check_not_revoked(session, actor.user_id, made.serial)
+            seq = numbering.allocate(session, draft.register)
             if seq != made.seq:
                 raise _NumberTaken(seq)
         letter = self.letter_row(draft, made, request)
         session.add(letter)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # another register took this seq as the mode switched
+            if allocate:
+                raise _NumberTaken(made.seq) from exc
+            raise
         return self.record(session, actor, draft, request, letter, version)
 
     @staticmethod
@@ -367,7 +386,7 @@ class Issuer:
         """The letter's registry row with its signed PDF, not yet added to the session."""
         letter = _letter_row(
             request,
-            draft.spec,
+            draft,
             made.content,
             made.facts,
             draft.signer_user,
@@ -467,14 +486,7 @@ def letter_content(
     return LetterContent(
         title=spec.title.upper(),
         number=number,
-        village=VillageInfo(
-            code=village.code,
-            name=village.name,
-            kind=village.kind,
-            district_name=village.district.name,
-            address=village.address,
-            postal_code=village.postal_code,
-        ),
+        village=village_info(session, village),
         signer=SignerInfo(
             title_lines=signer_title_lines(village, signer_prefix, signer_on_behalf),
             name=signer.full_name if signer else "",
@@ -499,6 +511,7 @@ def _person(resident: Resident, village: Village) -> Person:
         marital_status=resident.marital_status,
         occupation=resident.occupation,
         address=full_address(resident, village),
+        citizenship=resident.citizenship or "WNI",
     )
 
 
@@ -516,7 +529,7 @@ def apply_effects(session: Session, spec: WorkflowSpec, request: LetterRequest) 
 
 def _letter_row(
     request: LetterRequest,
-    spec: WorkflowSpec,
+    draft: _Draft,
     content: LetterContent,
     facts: list,
     signer_user: User,
@@ -525,13 +538,15 @@ def _letter_row(
     code: str,
 ) -> Letter:
     """The registry row of an issued letter (its signed PDF is set by the caller)."""
+    spec = draft.spec
     subject = content.subjects[spec.subjects[0].name]
     return Letter(
         request_id=request.id,
         village_code=request.village_code,
         workflow_id=spec.id,
         title=spec.title,
-        classification=spec.classification,
+        classification=draft.classification,
+        register=draft.register.register,
         year=issued_at.astimezone(WIB).year,
         seq=seq,
         number=content.number,

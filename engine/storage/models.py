@@ -61,6 +61,10 @@ class Village(Base):
     district_code: Mapped[str] = mapped_column(ForeignKey("districts.code"))
     postal_code: Mapped[str] = mapped_column(String(5))
     address: Mapped[str] = mapped_column(String(200), default="")
+    # The letterhead's contact lines (migration 0021); empty: not printed.
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    email: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    website: Mapped[str] = mapped_column(String(200), default="", server_default="")
     district: Mapped[District] = relationship(lazy="joined")
 
     @property
@@ -168,13 +172,15 @@ class LetterRequest(Base):
 
 
 class NumberSequence(Base):
-    """Last sequence number used per village x classification x year. Its row lock serializes
-    numbering, and because it is updated in the issuing transaction a rollback returns the
-    number: no gaps, no duplicates."""
+    """Last sequence number used per village x register x year (migration 0022). A register is
+    a classification code (numbering mode "per_classification") or "*", the village's one
+    agenda of outgoing letters (mode "per_village"); see engine.letters.numbering. Its row
+    lock serializes numbering, and because it is updated in the issuing transaction a rollback
+    returns the number: no gaps, no duplicates."""
 
-    __tablename__ = "number_sequences"
+    __tablename__ = "number_registers"
     village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), primary_key=True)
-    classification: Mapped[str] = mapped_column(String(20), primary_key=True)
+    register: Mapped[str] = mapped_column(String(20), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -187,6 +193,9 @@ class Letter(Base):
     workflow_id: Mapped[str] = mapped_column(String(80))
     title: Mapped[str] = mapped_column(String(120))
     classification: Mapped[str] = mapped_column(String(20))
+    # The register its seq came from: its classification, or "*" (engine.letters.numbering).
+    # NULL only for letters issued before migration 0022 backfilled it.
+    register: Mapped[str | None] = mapped_column(String(20))
     year: Mapped[int] = mapped_column(Integer)
     seq: Mapped[int] = mapped_column(Integer)
     number: Mapped[str] = mapped_column(String(80), unique=True)
@@ -227,6 +236,9 @@ class Letter(Base):
 
     __table_args__ = (
         UniqueConstraint("village_code", "classification", "year", "seq", name="uq_letter_seq"),
+        # One seq once per register (migration 0022); the highest seq of a village's year.
+        Index("uq_letter_register_seq", "village_code", "register", "year", "seq", unique=True),
+        Index("ix_letters_village_year_seq", "village_code", "year", "seq"),
     )
 
 
@@ -338,6 +350,10 @@ class SignBatch(Base):
     village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Lease of the run (engine.jobs.batch_runs, 0023): unfinished and run out = interrupted.
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class SignBatchItem(Base):
@@ -579,3 +595,6 @@ class StatRefresh(Base):
 
 
 Index("ix_letters_handed_over_at", Letter.handed_over_at)
+
+
+import engine.storage.workflow_publications  # noqa: E402, F401 - its table, kept apart (size)
