@@ -82,6 +82,7 @@ LETTERS = {
             "time_of_death": "14:30",
             "place_of_death": "Rumah",
             "cause": "Sakit",
+            "reporter_relation": "Anak kandung",
         },
     ),
     "surat-keterangan-kelahiran": lambda n: (
@@ -92,6 +93,7 @@ LETTERS = {
             "birth_date": "2026-11-25",
             "birth_time": "08:15",
             "birth_place": "Puskesmas Weru",
+            "birth_order": 2,
         },
     ),
     "surat-keterangan-domisili": lambda n: (
@@ -174,24 +176,58 @@ LETTERS = {
 """Subjects (by the village's sample NIKs) and form data for one letter of each shipped type."""
 
 
-def issue(staff: Staff, workflow_id: str, passphrase: str, slug: str = "grogol") -> dict:
-    """One letter of ``workflow_id`` from NIK to signed, through the API; its JSON plus
-    ``pdf`` (the signed file as the operator downloads it)."""
+def create_request(
+    staff: Staff,
+    workflow_id: str,
+    slug: str = "grogol",
+    *,
+    data: dict | None = None,
+    subjects: dict | None = None,
+) -> dict:
+    """A draft request of ``workflow_id`` from the sample data, through the API, as the
+    operator. ``data`` and ``subjects`` change the sample's values (``None`` drops one);
+    a subject given as an int is the village's sample NIK with that index."""
     village = {"grogol": GROGOL, "kenep": KENEP}[slug]
     niks = staff.logins.sample_niks[village]
-    subjects, data = LETTERS[workflow_id](niks[:4])
-    r = staff.post(
-        f"operator.{slug}",
-        "/api/requests",
-        {"workflow_id": workflow_id, "subjects": subjects, "data": data},
-    )
+    base_subjects, base_data = LETTERS[workflow_id](niks[:4])
+    chosen = {k: niks[v] if isinstance(v, int) else v for k, v in (subjects or {}).items()}
+    body = {
+        "workflow_id": workflow_id,
+        "subjects": {k: v for k, v in {**base_subjects, **chosen}.items() if v is not None},
+        "data": {k: v for k, v in {**base_data, **(data or {})}.items() if v is not None},
+    }
+    r = staff.post(f"operator.{slug}", "/api/requests", body)
     assert r.status_code == 201, r.text
-    request = staff.walk_to_signing(slug, r.json())
+    return r.json()
+
+
+def issue(
+    staff: Staff,
+    workflow_id: str,
+    passphrase: str,
+    slug: str = "grogol",
+    *,
+    data: dict | None = None,
+    subjects: dict | None = None,
+) -> dict:
+    """One letter of ``workflow_id`` from NIK to signed, through the API; its JSON plus
+    ``pdf`` (the signed file as the operator downloads it). ``data`` and ``subjects`` as in
+    ``create_request``."""
+    created = create_request(staff, workflow_id, slug, data=data, subjects=subjects)
+    request = staff.walk_to_signing(slug, created)
     signed = staff.sign(f"head.{slug}", request, passphrase)
     assert signed.status_code == 200, signed.text
     letter = signed.json()["letter"]
     letter["pdf"] = staff.get(f"operator.{slug}", letter["pdf_url"]).content
     return letter
+
+
+def preview_pdf(staff: Staff, request: dict, slug: str = "grogol") -> bytes:
+    """The DRAFT preview of a request, as the operator opens it."""
+    r = staff.get(f"operator.{slug}", f"/api/requests/{request['id']}/preview.pdf")
+    assert r.status_code == 200, r.text
+    assert r.content.startswith(b"%PDF")
+    return r.content
 
 
 def validate_signed_pdf(pdf: bytes, keys_dir: Path) -> PdfSignatureStatus:

@@ -24,9 +24,11 @@ from tests.letters import (
     LETTERS,
     Staff,
     assert_certified_and_timestamped,
+    create_request,
     decode_qr,
     issue,
     pdf_text,
+    preview_pdf,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,9 +52,17 @@ CATALOGUE = (
 # values of its key fields, as the template formats them (dates in Indonesian, money as Rp).
 KEY_TEXT: dict[str, list[str]] = {
     "surat-keterangan-umum": ["Persyaratan melamar pekerjaan"],
-    "surat-keterangan-kematian": ["20 November 2026", "14.30 WIB", "Rumah", "Sakit"],
+    "surat-keterangan-kematian": [
+        "20 November 2026",
+        "14.30 WIB",
+        "Rumah",
+        "Sakit",
+        "Kewarganegaraan : Warga Negara Indonesia (WNI)",
+        "Hubungan : Anak kandung dari yang meninggal",
+    ],
     "surat-keterangan-kelahiran": [
         "BAYI CONTOH",
+        "anak ke-2",
         "25 November 2026",
         "08.15 WIB",
         "Puskesmas Weru",
@@ -249,3 +259,88 @@ def test_letter_type_issues_signs_and_verifies(
         assert re.search(pattern, page.text), (fact, value)
     for nik in subjects.values():
         assert nik not in page.text
+
+
+# --------------------------------------------------------------------------- wording
+
+
+def letter_text(pdf: bytes, tmp_path: Path) -> str:
+    return flat(pdf_text(pdf, tmp_path))
+
+
+def completed_years(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def test_general_certificate_states_good_conduct_only_when_chosen_and_the_purpose_once(
+    staff, passphrase, tmp_path
+):
+    # The sample asks for nothing about conduct: the signed letter asserts none.
+    text = letter_text(issue(staff, "surat-keterangan-umum", passphrase)["pdf"], tmp_path)
+    assert "Persyaratan melamar pekerjaan" in text
+    assert "kelakuan" not in text.lower()
+    assert text.lower().count("keperluan") == 1, text
+
+    for choice, stated in (("Tidak", False), ("Ya", True)):
+        request = create_request(staff, "surat-keterangan-umum", data={"kelakuan_baik": choice})
+        text = letter_text(preview_pdf(staff, request), tmp_path)
+        assert ("sepanjang pengetahuan kami berkelakuan baik" in text) is stated, choice
+        assert text.lower().count("keperluan") == 1, text
+
+
+def test_death_letter_prints_age_at_death_citizenship_and_the_reporters_relationship(
+    staff, logins, passphrase, tmp_path
+):
+    niks = logins.sample_niks[GROGOL]
+    _, data = LETTERS["surat-keterangan-kematian"](niks[:4])
+    deceased = staff.get("operator.grogol", f"/api/residents/{niks[0]}").json()
+    age = completed_years(
+        date.fromisoformat(deceased["birth_date"]), date.fromisoformat(data["date_of_death"])
+    )
+    assert 60 <= age <= 70  # the sample man was born in 1958
+
+    text = letter_text(issue(staff, "surat-keterangan-kematian", passphrase)["pdf"], tmp_path)
+    assert f"Umur : {age} tahun" in text
+    assert "Kewarganegaraan : Warga Negara Indonesia (WNI)" in text
+    assert "Hubungan : Anak kandung dari yang meninggal" in text
+    # the relationship follows the reporter's block, not the deceased's
+    reporter = staff.get("operator.grogol", f"/api/residents/{niks[2]}").json()
+    assert text.index(reporter["name"].upper()) < text.index("Anak kandung dari")
+
+
+def test_birth_letter_prints_the_birth_order_and_a_reporting_parent_once(
+    staff, logins, passphrase, tmp_path
+):
+    niks = logins.sample_niks[GROGOL]
+    name = {
+        i: staff.get("operator.grogol", f"/api/residents/{niks[i]}").json()["name"].upper()
+        for i in (0, 1, 2)
+    }
+    father, mother, other = name[0], name[1], name[2]
+
+    # The sample: the father reports the birth. He is printed once, in the parents' block.
+    text = letter_text(issue(staff, "surat-keterangan-kelahiran", passphrase)["pdf"], tmp_path)
+    assert "sebagai anak ke-2 dari seorang ibu" in text
+    assert text.count(father) == 1, text
+    assert text.count(niks[0]) == 1
+    assert "dilaporkan oleh ayah kandung anak tersebut" in text
+    assert "berdasarkan laporan dari" not in text
+
+    # The mother reports: she too is printed once.
+    request = create_request(staff, "surat-keterangan-kelahiran", subjects={"reporter": 1})
+    text = letter_text(preview_pdf(staff, request), tmp_path)
+    assert text.count(mother) == 1 and text.count(father) == 1
+    assert "dilaporkan oleh ibu kandung anak tersebut" in text
+
+    # Someone else reports: their own block, with how they are related to the child.
+    request = create_request(
+        staff,
+        "surat-keterangan-kelahiran",
+        subjects={"reporter": 2},
+        data={"reporter_relation": "Paman", "birth_order": None},
+    )
+    text = letter_text(preview_pdf(staff, request), tmp_path)
+    assert "berdasarkan laporan dari" in text
+    assert text.count(other) == 1 and text.count(father) == 1
+    assert "Hubungan : Paman dari anak tersebut" in text
+    assert "anak ke-" not in text  # no birth order given, none printed

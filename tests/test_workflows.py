@@ -95,7 +95,7 @@ def test_shipped_workflows_load() -> None:
 
     mati = specs["surat-keterangan-kematian"]
     assert [s.role for s in mati.steps.values()] == ["operator", "kasi", "sekdes", "head"]
-    assert mati.classification == "474.3"
+    assert mati.classification == "400.12.3.1"  # Permendagri 83/2022 (docs/numbering.md)
     assert [(e.on_state, e.kind, e.subject) for e in mati.effects] == [
         ("issued", "mark_deceased", "deceased")
     ]
@@ -116,6 +116,7 @@ def test_shipped_validate_data() -> None:
     assert umum.validate_data({"keperluan": "  Melamar kerja "}) == {
         "keperluan": "Melamar kerja",
         "keterangan": None,
+        "kelakuan_baik": None,
     }
     with pytest.raises(FieldErrors) as info:
         umum.validate_data({"keterangan": "x", "nama": "Budi"})
@@ -136,6 +137,7 @@ def test_shipped_validate_data() -> None:
         "time_of_death": time(14, 30),
         "place_of_death": "Rumah",
         "cause": "Sakit",
+        "reporter_relation": None,
     }
     with pytest.raises(FieldErrors) as info:
         mati.validate_data(
