@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from pkcs11 import Attribute, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, SessionHandleInvalid
 from pyhanko.sign.pkcs11 import PKCS11Signer
@@ -16,6 +19,7 @@ from tests.softhsm import MODULE, PIN, softhsm_token
 
 TOKEN = "suratdesa-test"
 KEY = "kades.grogol"
+PUBLIC = "https://surat.sukoharjokab.go.id"
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def token(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("keys")
-    pki.init_pki(d)
+    pki.init_pki(d, public_url=PUBLIC)  # certificates point at the CRL and OCSP under PUBLIC
     return d
 
 
@@ -55,6 +59,55 @@ def test_certificate_is_issued_by_the_regency_ca(enrolled, keys):
     enrolled.verify_directly_issued_by(pki.load_issuing_ca(keys))
     assert enrolled.subject.rfc4514_string().startswith("CN=Budi Santoso,")
     assert enrolled.public_key().key_size == pki.KEY_BITS
+
+
+def _pointers(cert: x509.Certificate) -> tuple[list[str], list[str], list[str]]:
+    """(CRL distribution points, OCSP responders, CA issuer URLs) the certificate names."""
+    cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    return (
+        [name.value for point in cdp for name in point.full_name],
+        [d.access_location.value for d in aia
+         if d.access_method == AuthorityInformationAccessOID.OCSP],
+        [d.access_location.value for d in aia
+         if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS],
+    )  # fmt: skip
+
+
+def test_token_certificate_points_at_the_crl_and_ocsp_like_a_pkcs12_one(enrolled, keys):
+    # A relying party (Acrobat, pdfsig, a court's expert) checks a token signer's revocation
+    # where it checks a software signer's: the same CRL and OCSP addresses.
+    assert _pointers(enrolled) == (
+        [f"{PUBLIC}/pki/issuing-ca.crl"],
+        [f"{PUBLIC}/pki/ocsp"],
+        [f"{PUBLIC}/pki/issuing-ca.cer"],
+    )
+    software = x509.load_pem_x509_certificate(
+        pki.issue_signer(
+            keys,
+            username="sekdes.grogol",
+            full_name="Sri Lestari",
+            title="Sekretaris Desa",
+            village="Desa Grogol",
+            passphrase="kata-sandi-panjang",
+        ).cert_pem
+    )
+    for kind in (x509.CRLDistributionPoints, x509.AuthorityInformationAccess):
+        assert enrolled.extensions.get_extension_for_class(kind) == (
+            software.extensions.get_extension_for_class(kind)
+        )
+
+
+def test_a_folder_without_publication_url_certifies_without_pointers(tmp_path):
+    pki.init_pki(tmp_path / "keys")
+    assert pki.publication_url(tmp_path / "keys") is None
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tanpa Alamat")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    cert = hsm.certify_csr(tmp_path / "keys", csr)
+    for kind in (x509.CRLDistributionPoints, x509.AuthorityInformationAccess):
+        with pytest.raises(x509.ExtensionNotFound):
+            cert.extensions.get_extension_for_class(kind)
 
 
 def test_letter_signed_on_the_token_validates(enrolled, keys, timestamper):

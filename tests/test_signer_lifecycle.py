@@ -203,3 +203,156 @@ def signers_revocation(at):
     from engine.trust.verification import CertRevocation
 
     return CertRevocation(at, "kunci-bocor: x")
+
+
+# --------------------------------------------------------------------------- the admin pages
+
+
+@pytest.fixture
+def web(settings):
+    from fastapi.testclient import TestClient
+
+    from suratdesa.web import create_app
+
+    app = create_app(settings)
+    return app, TestClient(app)
+
+
+def admin_post(app, path: str, **data: str):
+    from tests.test_staff_app import P, csrf_of, sign_in
+
+    client = sign_in(app, "admin")
+    csrf = csrf_of(client.get(f"{P}/admin/pengguna").text)
+    return client.post(f"{P}/admin/pengguna{path}", data={"csrf": csrf, **data})
+
+
+def user_id(settings, username: str) -> int:
+    with session(settings) as s:
+        return get_user(s, username).id
+
+
+def checked(client, pdf: bytes) -> dict:
+    r = client.post("/api/public/verify", content=pdf, headers={"content-type": "application/pdf"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def scanned(client, letter: dict) -> str:
+    """The verdict word on the page the letter's QR code opens."""
+    import re
+    from urllib.parse import urlsplit
+
+    r = client.get(urlsplit(letter["verify_url"]).path)
+    assert r.status_code == 200, r.text
+    return re.search(r'id="verdict"><strong>([^<]+)</strong>', r.text).group(1)
+
+
+NEW_PASSPHRASE = "kunci-kades-2027"
+
+
+def test_admin_renews_a_head_and_both_letters_survive_a_later_revocation(
+    web, settings, logins, passphrase
+):
+    from tests.test_tamper import issue_letter
+
+    app, client = web
+    before = issue_letter(client, logins, passphrase)
+    head = user_id(settings, "head.grogol")
+    old = serial_of(settings, "head.grogol")
+    # The head types a new passphrase at the admin's desk; the old certificate is revoked as
+    # superseded ("diganti"), with the admin's note.
+    r = admin_post(
+        app, f"/{head}/perbarui", passphrase=NEW_PASSPHRASE, old="cabut", reason="Ganti laptop"
+    )
+    assert r.status_code == 303, r.text
+    new = serial_of(settings, "head.grogol")
+    assert new != old and status_in_registry(settings, new) == "aktif"
+    assert status_in_registry(settings, old) == "dicabut"
+    (renewed,) = events(settings, "signer.renew")
+    assert (renewed.actor, renewed.reason) == ("admin", "Ganti laptop")
+    assert renewed.detail == {
+        "user_id": head, "username": "head.grogol", "old_serial": old, "new_serial": new,
+        "old_certificate": "revoked",
+    }  # fmt: skip
+    (superseded,) = events(settings, "signer.revoke")
+    assert superseded.actor == "admin" and superseded.detail["crl_reason"] == "superseded"
+    # The head signs the next letter with the new certificate (and its new passphrase).
+    after = issue_letter(client, logins, NEW_PASSPHRASE)
+    first, second = checked(client, before["pdf"]), checked(client, after["pdf"])
+    assert int(first["signatures"][0]["serial"], 16) == int(old, 16)
+    assert int(second["signatures"][0]["serial"], 16) == int(new, 16)
+    # The letter signed before the renewal is still genuine: signed before its certificate
+    # was revoked, as the portal says.
+    assert first["status"] == "VALID", first["reasons"]
+    assert first["signatures"][0]["revocation"].startswith(
+        "ditandatangani sebelum sertifikat dicabut pada "
+    )
+    assert second["status"] == "VALID" and second["signatures"][0]["revocation"].startswith(
+        "tidak dicabut"
+    )
+    # The head leaves office: the admin revokes the new certificate too.
+    r = admin_post(app, f"/{head}/cabut", code="berhenti-menjabat", reason="Masa jabatan habis")
+    assert r.status_code == 303, r.text
+    assert events(settings, "signer.revoke")[-1].detail["crl_reason"] == "cessation_of_operation"
+    for letter in (before, after):
+        verdict = checked(client, letter["pdf"])
+        assert verdict["status"] == "VALID", verdict["reasons"]
+        assert verdict["signatures"][0]["revocation"].startswith(
+            "ditandatangani sebelum sertifikat dicabut pada "
+        )
+        assert scanned(client, letter) == "ASLI"
+    # The verify page says it to a person too.
+    r = client.post("/verify", files={"file": ("surat.pdf", after["pdf"], "application/pdf")})
+    assert r.status_code == 200 and "<strong>ASLI</strong>" in r.text
+    assert "ditandatangani sebelum sertifikat dicabut pada " in r.text
+
+
+def test_admin_renewal_can_leave_the_old_certificate_to_expire(web, settings):
+    app, _client = web
+    head = user_id(settings, "head.kenep")
+    old = serial_of(settings, "head.kenep")
+    from tests.test_staff_app import P, sign_in
+
+    listed = sign_in(app, "admin").get(f"{P}/admin/pengguna?desa=33.11.04.1001").text
+    assert f'action="{P}/admin/pengguna/{head}/perbarui"' in listed
+    operator = user_id(settings, "operator.kenep")
+    assert f"/{operator}/perbarui" not in listed  # an operator holds no certificate
+    r = admin_post(
+        app, f"/{head}/perbarui", passphrase=NEW_PASSPHRASE, old="biarkan", reason="Rutin"
+    )
+    assert r.status_code == 303, r.text
+    new = serial_of(settings, "head.kenep")
+    assert new != old
+    assert (status_in_registry(settings, old), status_in_registry(settings, new)) == (
+        "diganti",
+        "aktif",
+    )
+    (renewed,) = events(settings, "signer.renew")
+    assert renewed.detail["old_certificate"] == "left_to_expire"
+    assert events(settings, "signer.revoke") == []
+
+
+def test_admin_renewal_refusals_change_nothing(web, settings):
+    app, _client = web
+    head = user_id(settings, "head.kenep")
+    old = serial_of(settings, "head.kenep")
+    r = admin_post(app, f"/{head}/perbarui", passphrase="pendek", old="cabut", reason="x")
+    assert r.status_code == 422 and "Minimal 8 karakter" in r.text
+    operator = user_id(settings, "operator.kenep")
+    r = admin_post(app, f"/{operator}/perbarui", passphrase=NEW_PASSPHRASE, reason="x")
+    assert r.status_code == 422 and "belum memiliki sertifikat" in r.text
+    assert serial_of(settings, "head.kenep") == old
+    assert events(settings, "signer.renew") == [] and events(settings, "signer.revoke") == []
+
+
+def test_only_the_regency_admin_renews_or_revokes_in_the_engine(settings):
+    from engine.errors import Forbidden
+    from engine.people.users import Actor
+
+    with session(settings) as s:
+        head = get_user(s, "head.grogol")
+        by = Actor.of(head)
+        with pytest.raises(Forbidden):
+            signers.renew(s, settings, head, NEW_PASSPHRASE, by=by)
+        with pytest.raises(Forbidden):
+            signers.revoke_live_key(s, by, head, "", code="kunci-bocor")

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from engine.errors import Conflict, HeadSignerExists, InvalidInput, NotFound
-from engine.people.users import Actor, audit_admin
+from engine.errors import Conflict, Forbidden, HeadSignerExists, InvalidInput, NotFound
+from engine.people.users import SYSTEM_ROLE, Actor, audit_admin
 from engine.storage.models import RevokedCertificate, SignerCertificate, User, Village
 from engine.timeutil import now_utc
 
@@ -49,6 +49,14 @@ REVOCATION_REASONS: dict[str, tuple[str, x509.ReasonFlags]] = {
     "lainnya": ("Alasan lain", RF.unspecified),
 }  # fmt: skip
 DEFAULT_REASON = "lainnya"
+
+
+def require_certificate_admin(by: Actor) -> None:
+    """Signer certificates are issued, renewed and revoked by the regency admin (or the
+    command line on the server, as a system actor), never by a village account."""
+    if by.role not in ("admin", SYSTEM_ROLE):
+        raise Forbidden("Hanya admin kabupaten yang menerbitkan, memperbarui atau mencabut "
+                        "sertifikat penandatangan.")  # fmt: skip
 
 
 def has_live_key(session: Session, user: User) -> bool:
@@ -109,6 +117,7 @@ def record_issued(
 ) -> SignerCertificate:
     """Append the new certificate to the public registry and audit the issue. Called in the
     transaction that stores the key on the account."""
+    require_certificate_admin(by)
     if storage not in STORAGES:
         raise ValueError(storage)
     serial = format(cert.serial_number, "x")
@@ -187,6 +196,7 @@ def revoke_serial(
     REVOCATION_REASONS (``code``) and a free-text note (required for "lainnya"). When it is
     the holder's current certificate, the key is dropped from the account too: nothing can
     be signed with a revoked certificate."""
+    require_certificate_admin(by)
     serial = serial.strip().lower()
     reason = (reason or "").strip()
     if code not in REVOCATION_REASONS:
@@ -262,6 +272,7 @@ def renew(
     Letters signed with the old one stay valid either way. Returns (old serial, new serial)."""
     from engine.bootstrap import enroll_hsm, enroll_signer  # bootstrap imports this module
 
+    require_certificate_admin(by)
     old = user.signer_serial
     if old is None or session.get(SignerCertificate, old) is None:
         raise InvalidInput(

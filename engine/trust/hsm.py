@@ -155,7 +155,7 @@ def certify_csr(
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 2048:
         raise SigningError("Jenis kunci penandatangan tidak didukung (harus RSA >= 2048 bit)")
     issuing_cert, issuing_key = pki.load_issuing_ca_key(keys_dir)
-    return (
+    builder = (
         pki.certificate_builder(
             csr.subject, issuing_cert.subject, public_key, issuing_key.public_key(), valid_days
         )
@@ -163,8 +163,11 @@ def certify_csr(
         .add_extension(
             pki.key_usage(digital_signature=True, content_commitment=True), critical=True
         )
-        .sign(issuing_key, hashes.SHA256())
     )
+    # Where the CRL and the OCSP responder are, as on a PKCS#12 signer's certificate (none for
+    # a folder without a publication URL).
+    builder = pki.with_pointers(builder, pki.signer_pointers(keys_dir))
+    return builder.sign(issuing_key, hashes.SHA256())
 
 
 def store_certificate(session, key_label: str, cert: x509.Certificate) -> None:

@@ -130,6 +130,9 @@ async def admin_village_post(request: Request, code: str, web: WebDep, svc: Svc)
                 web.actor,
                 code,
                 address=_form_text(form, "address"),
+                phone=_form_text(form, "phone"),
+                email=_form_text(form, "email"),
+                website=_form_text(form, "website"),
                 head_name=_form_text(form, "head_name"),
                 head_nip=_form_text(form, "head_nip"),
             )
@@ -393,6 +396,25 @@ async def admin_revoke_certificate(
         signers.revoke_live_key(session, web.actor, user, reason, code=code)
 
     return await _user_action(request, user_id, web, svc, revoke)
+
+
+@router.post("/admin/pengguna/{user_id}/perbarui")
+async def admin_renew_certificate(
+    request: Request, user_id: int, web: WebDep, svc: Svc
+) -> Response:
+    """A new certificate for a signer who holds one, with the passphrase the signer types (as
+    for issuing); the old one left to expire or revoked as superseded, with a note (audited:
+    engine.people.signers.renew)."""
+    form = await request.form()
+    revoke_old = str(form.get("old", "")) == "cabut"
+    note = str(form.get("reason", ""))
+
+    def renew(session, user, passphrase):
+        signers.renew(
+            session, svc.settings, user, passphrase, by=web.actor, revoke_old=revoke_old, note=note
+        )
+
+    return await _user_action(request, user_id, web, svc, renew, field="passphrase")
 
 
 @router.post("/admin/pengguna/{user_id}/buka-kunci")
