@@ -1,5 +1,5 @@
-"""End to end: the emblem the regency admin uploads and the village's contact lines are on the signed letter and
-its DRAFT preview; the signature still validates and the QR still decodes."""
+"""End to end: the emblem the regency admin uploads and the village's contact lines are on the
+signed letter and its DRAFT preview; the signature still validates and the QR still decodes."""
 
 from __future__ import annotations
 

@@ -242,6 +242,24 @@ def test_validate_number_and_nik_fields(tmp_path: Path) -> None:
     assert info.value.errors == {"witness_nik": "Kode provinsi '99' (digit 1-2) tidak dikenal"}
 
 
+def test_a_whole_number_field_refuses_fractions(tmp_path: Path) -> None:
+    text = edit(
+        "  - {name: cause, label: Sebab, type: choice, options: [Sakit, Lainnya]}\n",
+        "  - {name: order, label: Anak ke-, type: number, min: 1, whole: true}\n",
+    )
+    spec = load_workflow(write(tmp_path, text))
+    assert spec.validate_data({"when": "2026-01-02", "order": "2.0"})["order"] == 2
+    with pytest.raises(FieldErrors) as info:
+        spec.validate_data({"when": "2026-01-02", "order": "2,5"})
+    assert info.value.errors == {"order": "Harus bilangan bulat (tanpa koma)"}
+    bad = edit(
+        "  - {name: cause, label: Sebab, type: choice, options: [Sakit, Lainnya]}\n",
+        "  - {name: cause, label: Sebab, type: text, whole: true}\n",
+    )
+    with pytest.raises(WorkflowError, match="'whole' hanya untuk jenis number"):
+        load_workflow(write(tmp_path, bad))
+
+
 def test_format_number() -> None:
     fmt = "{classification}/{seq:03}/{village_code}/{month_roman}/{year}"
     number = format_number(

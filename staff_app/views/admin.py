@@ -305,12 +305,18 @@ async def _user_action(
     await check_csrf(request, web)
     form = await request.form()
     value = str(form.get(field, ""))
-    try:
+
+    def act() -> None:
         with transaction(svc.factory) as session:
             user = session.get(User, user_id)
             if user is None:
                 raise HTTPException(404)
             action(session, user, value)
+
+    try:
+        # Off the event loop: issuing or renewing a key builds a PKCS#12 (about a second of
+        # key derivation), like a password hash.
+        await password_work(act)
     except (InvalidInput, Conflict) as exc:
         with transaction(svc.factory) as session:
             return _users_page(

@@ -162,7 +162,7 @@ def _fields(p: _Problems, raw: object, line: int, subject_names: set[str]) -> tu
             spec,
             where,
             ("name", "label", "type"),
-            ("required", "options", "max_length", "min", "max", "not_future"),
+            ("required", "options", "max_length", "min", "max", "whole", "not_future"),
         )
         if not isinstance(name, str) or not _NAME.match(name):
             p.add(spec.vline("name"), f"{where}: nama harus huruf kecil, angka dan _")
@@ -204,6 +204,7 @@ def _fields(p: _Problems, raw: object, line: int, subject_names: set[str]) -> tu
                 max_length=max_length if ftype in DEFAULT_MAX_LENGTH else None,
                 min=lo,
                 max=hi,
+                whole=_bool(p, spec, "whole", where, False),
                 not_future=_bool(p, spec, "not_future", where, False),
             )
         )

@@ -108,6 +108,7 @@ def _fields_schema() -> dict[str, Any]:
                 "max_length": {"type": "integer", "minimum": 1},
                 "min": {"type": "number"},
                 "max": {"type": "number"},
+                "whole": {"type": "boolean"},
                 "not_future": {"type": "boolean"},
             },
             "if": {"properties": {"type": {"const": "choice"}}},

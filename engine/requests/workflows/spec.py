@@ -40,6 +40,7 @@ _TYPE_ONLY_KEYS = {
     "max_length": ("text", "textarea"),
     "min": ("number",),
     "max": ("number",),
+    "whole": ("number",),
     "not_future": ("date",),
 }
 
@@ -108,6 +109,7 @@ class FieldSpec:
     max_length: int | None = None  # text/textarea; defaults from DEFAULT_MAX_LENGTH
     min: int | Decimal | None = None  # number only
     max: int | Decimal | None = None  # number only
+    whole: bool = False  # number only: no fractions (a count, an order)
     not_future: bool = False  # date only: no later than today (WIB)
 
     def clean(self, value: object, *, today: date | None = None) -> object:
@@ -292,6 +294,10 @@ def _clean_number(f: FieldSpec, value: object, _today: date | None) -> int | Dec
             raise ValueError("Harus berupa angka")
     else:
         raise ValueError("Harus berupa angka")
+    if f.whole:
+        if n != int(n):
+            raise ValueError("Harus bilangan bulat (tanpa koma)")
+        n = int(n)
     if f.min is not None and n < f.min:
         raise ValueError(f"Minimal {f.min}")
     if f.max is not None and n > f.max:
