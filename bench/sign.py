@@ -1,7 +1,7 @@
 """Benchmark: issue letters end to end (number + render + sign + timestamp + store).
 
 Prints, in one run: letters/s end to end over all workers, each worker's head signing a batch
-as the staff app does (``batches.run``: each group of letters stored in one short write),
+as the staff app does (``batch_runs.run``: each group of letters stored in one short write),
 ``--runs`` times over fresh requests, and their median; after each of those runs, a same-run
 baseline of the same size through the previous path (each letter stored in its own write, its
 batch row updated in another); the median of each stage; the CPU a letter costs its worker and
@@ -48,12 +48,12 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from bench.sign_keys import compare as compare_keys  # noqa: E402
 from engine.bootstrap import DEMO_PASSPHRASE, DEMO_VILLAGES, seed_demo  # noqa: E402
 from engine.config import PROJECT_ROOT, Settings  # noqa: E402
+from engine.jobs import batch_runs  # noqa: E402
 from engine.letters.facts import public_facts  # noqa: E402
 from engine.letters.issuance import letter_content, new_verify_code  # noqa: E402
 from engine.letters.pdf_fonts import prepare_fonts  # noqa: E402
 from engine.letters.render import markup_to_pdf, render_markup  # noqa: E402
 from engine.people.users import Actor  # noqa: E402
-from engine.requests import batches  # noqa: E402
 from engine.requests.letter_requests import create_request, move  # noqa: E402
 from engine.services import Services  # noqa: E402
 from engine.storage.db import session_factory, transaction  # noqa: E402
@@ -113,7 +113,7 @@ def prepare(settings: Settings, villages: list[str], per_village: int) -> dict[s
 
 def worker(args: tuple) -> list[tuple[float, ...]]:
     """One village's head signs its letters as a batch (what the staff app runs: one
-    passphrase, then ``batches.run``, which stores each group of letters in one short write)."""
+    passphrase, then ``batch_runs.run``, which stores each group of letters in one short write)."""
     settings, village, jobs, start_at, grouped = args
     services = Services.from_settings(settings)
     issuer = services.issuer
@@ -123,7 +123,8 @@ def worker(args: tuple) -> list[tuple[float, ...]]:
         )
     signer = issuer.unlock(head, DEMO_PASSPHRASE)
     prepare_fonts()  # once per process, like a server worker at its first letter
-    batch_id = batches.start(issuer, head, jobs)
+    owner = batch_runs.new_owner("bench")
+    batch_id = batch_runs.start(issuer, head, jobs, owner)
     # The CMS and timestamp parts are prepared by each batch's first letter, inside the window.
     while time.time() < start_at:
         time.sleep(0.001)
@@ -131,7 +132,7 @@ def worker(args: tuple) -> list[tuple[float, ...]]:
     server_before = server_cpu(services.factory)
     cpu = time.process_time()
     if grouped:
-        batches.run(issuer, head, batch_id, signer)
+        batch_runs.run(issuer, head, batch_id, signer, owner)
     else:
         one_by_one(issuer, head, batch_id, signer)
     cpu = (time.process_time() - cpu) / len(jobs)

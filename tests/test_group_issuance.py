@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from engine.errors import Conflict
+from engine.jobs import batch_runs
 from engine.letters.group_issuance import issue_group
-from engine.requests import batches
 from engine.storage.audit import verify_chain
 from engine.storage.db import transaction
 from engine.storage.models import AuditEvent, Letter, SignBatchItem
@@ -49,7 +49,8 @@ def test_a_batch_group_that_loses_a_number_to_a_letter_issued_meanwhile(
     *group, (single_id, single_version) = ready_to_sign(services, logins, GROGOL, "grogol", 5)
     head = actor(services, "head.grogol")
     signer = services.issuer.unlock(head, passphrase)
-    batch_id = batches.start(services.issuer, head, group)
+    owner = batch_runs.new_owner()
+    batch_id = batch_runs.start(services.issuer, head, group, owner)
 
     def issue_one_meanwhile() -> None:
         # Called once the group's four letters are rendered and signed (numbers 1-4 printed),
@@ -58,7 +59,7 @@ def test_a_batch_group_that_loses_a_number_to_a_letter_issued_meanwhile(
         services.issuer.issue(head, single_id, version=single_version, signer=signer)
 
     services.issuer.before_store = issue_one_meanwhile
-    batches.run(services.issuer, head, batch_id, signer)
+    batch_runs.run(services.issuer, head, batch_id, signer, owner)
 
     letters = _letters_by_request(services)
     assert letters[single_id][0].seq == 1

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from engine.bootstrap import enroll_hsm
 from engine.config import PROJECT_ROOT
+from engine.jobs import batch_runs
 from engine.people.users import Actor, get_user
 from engine.requests import batches
 from engine.services import Services
@@ -143,8 +144,9 @@ def test_sign_many_and_batches_close_the_token_session(staff, hsm_services, logi
     signer = issuer.unlock(actor, PIN)
     with pytest.raises(TokenBusy):  # one open signer per token and process
         issuer.unlock(actor, PIN)
-    batch_id = batches.start(issuer, actor, [(requests[2]["id"], requests[2]["version"])])
-    batches.run(issuer, actor, batch_id, signer)
+    owner = batch_runs.new_owner()
+    batch_id = batch_runs.start(issuer, actor, [(requests[2]["id"], requests[2]["version"])], owner)
+    batch_runs.run(issuer, actor, batch_id, signer, owner)
     view = batches.view(issuer, actor, batch_id)
     assert [i.status for i in view.items] == ["done"]
     issuer.unlock(actor, PIN).close()  # closed after the batch

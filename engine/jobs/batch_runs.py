@@ -234,7 +234,7 @@ def _run_pending(
                 if isinstance(outcome, TRANSIENT):
                     transient = True  # stays pending: the letter is issued when resumed
                     continue
-                values = batches._item_values(outcome)
+                values = batches.item_values(outcome)
                 if isinstance(outcome, Conflict):
                     values = _issued_meanwhile(session, items[position][0]) or values
                 session.execute(

@@ -1,23 +1,23 @@
-"""Batch signing with one passphrase entry. The passphrase is checked before anything is queued
-(a wrong one signs nothing); the letters are then issued a group at a time, each group stored in
-one short write, and the results are written to the batch's rows, so any app process can show
-the progress."""
+"""Batch signing with one passphrase entry: the batch and its rows. The passphrase is checked
+before anything is queued (a wrong one signs nothing); engine.jobs.batch_runs then issues the
+letters a group at a time under the batch's lease, each group stored in one short write, and
+writes the results to the batch's rows (``item_values``), so any app process can show the
+progress (``view``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from engine.errors import Forbidden, NotFound, SuratDesaError
-from engine.letters.group_issuance import Outcome, issue_group
+from engine.letters.group_issuance import Outcome
 from engine.letters.issuance import Issuer
 from engine.people.users import Actor
 from engine.storage.db import transaction
 from engine.storage.models import Letter, SignBatch, SignBatchItem
 from engine.timeutil import now_utc
-from engine.trust.signing import LoadedSigner
 
 
 @dataclass(frozen=True)
@@ -69,41 +69,7 @@ def start(issuer: Issuer, actor: Actor, requests: Sequence[tuple[int, int]]) -> 
         return batch.id
 
 
-def run(issuer: Issuer, actor: Actor, batch_id: int, signer: LoadedSigner) -> None:
-    """Issue the batch's pending letters with ``signer``, a group at a time (each group stored
-    in one short write: engine.letters.group_issuance), and close the signer when the batch
-    ends (an HSM signer holds the token session until then). Each group's results are written
-    to the batch's rows as soon as it is stored."""
-    with signer:
-        with transaction(issuer.factory) as session:
-            items = [
-                (i.id, i.request_id, i.version)
-                for i in session.scalars(
-                    select(SignBatchItem)
-                    .where(SignBatchItem.batch_id == batch_id, SignBatchItem.status == "pending")
-                    .order_by(SignBatchItem.position)
-                )
-            ]
-
-        def write(done: list[tuple[int, Outcome]]) -> None:
-            with transaction(issuer.factory) as session:
-                for position, outcome in done:
-                    session.execute(
-                        update(SignBatchItem)
-                        .where(SignBatchItem.id == items[position][0])
-                        .values(**_item_values(outcome))
-                    )
-
-        issue_group(
-            issuer, actor, [(rid, version) for _, rid, version in items], signer, on_done=write
-        )
-    with transaction(issuer.factory) as session:
-        session.execute(
-            update(SignBatch).where(SignBatch.id == batch_id).values(finished_at=now_utc())
-        )
-
-
-def _item_values(outcome: Outcome) -> dict[str, object]:
+def item_values(outcome: Outcome) -> dict[str, object]:
     if isinstance(outcome, Letter):
         return {"status": "done", "letter_id": outcome.id}
     if isinstance(outcome, SuratDesaError):
