@@ -146,14 +146,20 @@ class WorkflowCatalog:
         self._by_sha[spec.sha256] = spec
         return spec
 
-    def remember(self, session: Session, spec: WorkflowSpec) -> None:
+    def remember(
+        self, session: Session, spec: WorkflowSpec, *, yaml_text: str | None = None
+    ) -> None:
+        """Keep the exact YAML + templates of ``spec`` (once per sha256). ``yaml_text``: the
+        text as checked, for a spec whose file is gone (the editor's temporary copy)."""
         if session.get(WorkflowSnapshot, spec.sha256) is None:
             session.add(
                 WorkflowSnapshot(
                     sha256=spec.sha256,
                     workflow_id=spec.id,
                     version=spec.version,
-                    yaml_text=spec.source_path.read_text(encoding="utf-8"),
+                    yaml_text=yaml_text
+                    if yaml_text is not None
+                    else spec.source_path.read_text(encoding="utf-8"),
                     template_name=spec.template,
                     templates=dict(spec.template_sources),
                     created_at=now_utc(),

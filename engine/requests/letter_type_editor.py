@@ -36,7 +36,6 @@ from engine.people.users import Actor, audit_admin
 from engine.requests.catalog import WorkflowCatalog
 from engine.requests.letter_samples import SAMPLE_NUMBER, SAMPLE_URL, sample_content
 from engine.requests.workflows import FieldErrors, WorkflowSpec, workflow_problems
-from engine.storage.models import WorkflowSnapshot
 from engine.storage.workflow_publications import WorkflowPublication
 from engine.text import TextProblem, clean_printable
 from engine.timeutil import now_utc
@@ -204,13 +203,27 @@ def check_draft(
     paper: str = "F4",
 ) -> Checked:
     """Every problem of an edited pair, as `workflows check` names them, then a trial render."""
+    with _checked(catalog, actor, yaml_text, template_text, expected_id, paper) as checked:
+        return checked
+
+
+@contextmanager
+def _checked(
+    catalog: WorkflowCatalog,
+    actor: Actor,
+    yaml_text: str,
+    template_text: str,
+    expected_id: str | None,
+    paper: str,
+) -> Iterator[Checked]:
+    """The edited pair checked, its files kept on disk while the caller renders with them."""
     require_admin(actor)
     yaml_text, template_text = _text(yaml_text, "YAML"), _text(template_text, "Template")
     with _materialised(catalog.directory, yaml_text, template_text) as (source, rel):
         spec, problems = _check_in(
             source, rel, template_text, _expected(catalog, expected_id), paper
         )
-    return Checked(yaml_text, template_text, spec, problems, str(rel) if rel else "")
+        yield Checked(yaml_text, template_text, spec, problems, str(rel) if rel else "")
 
 
 def _check_in(
@@ -322,14 +335,10 @@ def preview_draft(
     paper: str = "F4",
 ) -> bytes:
     """The edited letter type as a DRAFT PDF with sample data; DraftProblems if it has any."""
-    require_admin(actor)
-    yaml_text, template_text = _text(yaml_text, "YAML"), _text(template_text, "Template")
-    with _materialised(catalog.directory, yaml_text, template_text) as (source, rel):
-        spec, problems = _check_in(
-            source, rel, template_text, _expected(catalog, expected_id), paper
-        )
-        if problems or spec is None:
-            raise DraftProblems(problems)
+    with _checked(catalog, actor, yaml_text, template_text, expected_id, paper) as checked:
+        if not checked.ok or checked.spec is None:
+            raise DraftProblems(checked.problems)
+        spec = checked.spec
         return render_letter(
             spec.template_path, sample_content(spec), verify_url=None, paper=paper, draft=True
         )
@@ -370,19 +379,8 @@ def publish(
         raise DraftProblems(checked.problems)
     spec = checked.spec
     _check_version_grows(session, catalog, spec, checked.yaml_text)
-    if session.get(WorkflowSnapshot, spec.sha256) is None:
-        session.add(
-            WorkflowSnapshot(
-                sha256=spec.sha256,
-                workflow_id=spec.id,
-                version=spec.version,
-                yaml_text=checked.yaml_text,
-                template_name=spec.template,
-                templates=dict(spec.template_sources),
-                created_at=now_utc(),
-            )
-        )
-        session.flush()
+    catalog.remember(session, spec, yaml_text=checked.yaml_text)
+    session.flush()
     row = _add_publication(
         session, catalog, actor, spec.id, spec.version, spec.sha256, PUBLISH, _note(note)
     )
