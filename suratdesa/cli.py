@@ -13,6 +13,7 @@ from engine.errors import SuratDesaError
 from engine.storage.db import session_factory, transaction
 from suratdesa.cli_common import BY_HELP, _actor, _secret
 from suratdesa.keys_cli import add_keys_commands, say_where_the_root_is
+from suratdesa.letters_cli import add_letters_commands
 from suratdesa.notify_cli import add_notify_commands
 from suratdesa.worker_cli import add_worker_command
 
@@ -334,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_audit_checkpoint)
     add_notify_commands(group("notify", "notices: deliver, status, staff contacts"))
     add_stats_commands(group("stats", "open statistics (/statistik)"))
+    add_letters_commands(group("letters", "issued letters: archival maintenance"))
     s = sub.add_parser("verify", help="verify a signed letter PDF offline")
     s.add_argument("file")
     s.add_argument("--json", action="store_true")

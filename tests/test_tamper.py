@@ -202,8 +202,8 @@ def full_rewrite(pdf: bytes) -> bytes:
 
 
 def one_byte_changed(pdf: bytes) -> bytes:
-    pos = pdf.index(b"/Creator")
-    return pdf[:pos] + b"/Creatos" + pdf[pos + 8 :]
+    pos = pdf.index(b"/Lang")  # the catalog (a PDF/A letter has no /Info with /Creator)
+    return pdf[:pos] + b"/Lanh" + pdf[pos + 5 :]
 
 
 TAMPERS = {
@@ -256,7 +256,8 @@ def test_genuine_letter_is_accepted_with_details(client, genuine, settings):
         "Root CA Pemerintah Kabupaten Sukoharjo",
     ]
     assert sig["certification"] == "sertifikasi: tidak boleh ada perubahan"
-    assert sig["changes"] == "tidak ada perubahan"
+    # issued as PAdES B-LTA: the DSS and a document timestamp follow the certified revision
+    assert sig["changes"] == "hanya pembaruan arsip (data validasi / stempel waktu dokumen)"
     assert sig["timestamp_time"] and sig["tsa_name"]
     assert "tidak dicabut" in sig["revocation"] and report["revocation_checked"]
     assert report["registry"]["status"] == "active"
@@ -265,10 +266,11 @@ def test_genuine_letter_is_accepted_with_details(client, genuine, settings):
 
 def test_archival_timestamp_is_accepted(client, genuine, settings):
     ts = signing.make_timestamper(None, settings.keys_dir)
-    extended = PdfTimeStamper(ts).timestamp_pdf(
-        IncrementalPdfFileWriter(BytesIO(genuine)), "sha256"
-    )
+    # The writer our renewal uses: it leaves the PDF/A XMP metadata as issued (stock pyHanko
+    # rewrites it, which pdf_updates refuses: see tests/test_pdfa.py).
+    extended = PdfTimeStamper(ts).timestamp_pdf(signing._KeepMetaWriter(BytesIO(genuine)), "sha256")
     report = upload(client, extended.getvalue())
     assert report["status"] == "VALID", report["reasons"]
-    assert [s["kind"] for s in report["signatures"]] == ["signature", "document_timestamp"]
+    kinds = ["signature", "document_timestamp", "document_timestamp"]  # B-LTA at issue + this
+    assert [s["kind"] for s in report["signatures"]] == kinds
     assert report["signatures"][0]["changes"].startswith("hanya pembaruan arsip")

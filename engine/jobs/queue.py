@@ -238,6 +238,24 @@ async def retry_stalled(context, timestamp: int | None = None) -> int:
     return count
 
 
+@tasks.periodic(cron="40 2 * * *", periodic_id="lta-refresh")
+@tasks.task(name="letters.lta_refresh", queue=HOUSEKEEPING_QUEUE, retry=RETRY, queueing_lock="lta")
+def lta_refresh(timestamp: int | None = None) -> int:
+    """Daily: renew archival timestamps before their TSA certificate expires (PAdES B-LTA,
+    engine.letters.lta_refresh); at most 2000 letters a run, the rest the next day."""
+    from engine.letters.lta_refresh import refresh_archives
+    from engine.people.users import Actor
+
+    services = _ctx().services
+    report = refresh_archives(
+        services.factory,
+        services.settings,
+        actor=Actor.system("system:lta-refresh"),
+        limit=2000,
+    )
+    return report.stored
+
+
 # --------------------------------------------------------------------------- the web side
 
 

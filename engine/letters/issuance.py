@@ -41,7 +41,7 @@ from engine.requests.workflows import TERMINAL_STATES, WorkflowSpec, format_numb
 from engine.storage.db import read_only, transaction
 from engine.storage.models import Letter, LetterRequest, Resident, User, Village
 from engine.timeutil import now_utc
-from engine.trust import signer_limit
+from engine.trust import lta, signer_limit
 from engine.trust.seal import qr_text, seal_for_letter
 from engine.trust.signing import (
     LoadedSigner,
@@ -110,6 +110,9 @@ class _Made:
     render: float
     sign: float
     serial: str  # the signing certificate's serial (hex), checked against revocation on store
+    # SHA-256 of the certified revision (the letter as issued, the registry's key); ``pdf``
+    # continues with the archival update (DSS + document timestamp, engine.trust.lta)
+    issued_sha256: str = ""
 
 
 @dataclass
@@ -339,15 +342,38 @@ class Issuer:
             qr_text=qr_text(self.settings.public_url, code, seal),
         )
         t2 = time.perf_counter()
-        signed = sign_letter(
+        timestamper = _timestamper(self.settings.tsa_url, self.settings.keys_dir)
+        certified = sign_letter(
             pdf,
             signer,
-            _timestamper(self.settings.tsa_url, self.settings.keys_dir),
+            timestamper,
             reason=f"{spec.title} Nomor {number}",
             location=draft.location,
         )
+        # PAdES B-LTA: the DSS (made once per signer and batch) and a document timestamp.
+        archive = lta.archive_for_signer(
+            signer,
+            self.settings.keys_dir,
+            self._cert_status,
+            timestamper,
+            issuing_crl=self._issuing_crl,
+        )
+        signed = lta.extend_letter(certified, archive, timestamper)
         elapsed = time.perf_counter() - t2
-        return _Made(seq, code, content, facts, signed, t2 - t1, elapsed, serial_of(signer.cert))
+        return _Made(
+            seq, code, content, facts, signed, t2 - t1, elapsed, serial_of(signer.cert),
+            issued_sha256=hashlib.sha256(certified).hexdigest(),
+        )  # fmt: skip
+
+    def _issuing_crl(self) -> bytes:
+        """The issuing CA's current CRL (DER), as the portal publishes it."""
+        with read_only(self.factory) as session:
+            return signers.current_crl(session, self.settings.keys_dir).der
+
+    def _cert_status(self, serial: int):
+        """A certificate serial as our OCSP responder reports it (for the letter's DSS)."""
+        with read_only(self.factory) as session:
+            return signers.certificate_status(session, self.settings.keys_dir, serial)
 
     def _store(
         self,
@@ -394,7 +420,8 @@ class Issuer:
             made.seq,
             made.code,
         )
-        letter.pdf, letter.pdf_sha256 = made.pdf, hashlib.sha256(made.pdf).hexdigest()
+        letter.pdf = made.pdf
+        letter.pdf_sha256 = made.issued_sha256 or hashlib.sha256(made.pdf).hexdigest()
         return letter
 
     @staticmethod

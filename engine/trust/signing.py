@@ -13,7 +13,8 @@ Speed (target: well under 30 ms per letter): the costly parts are done once per 
   we measure that size once per (signer, timestamper) and pass ``bytes_reserved``;
 - no ValidationContext and ``embed_validation_info=False``: pre-sign validation would walk the
   chain and look for revocation data on every call, and there is no revocation service (no
-  network either). Revocation data for archives belongs in a later B-LT/B-LTA update;
+  network either). Revocation data for archives comes in the B-LTA update right after
+  (engine.trust.lta: a DSS and a document timestamp);
 - the CMS itself: the first letter of a batch is signed by pyHanko, and every later one reuses
   the DER of everything that letter's CMS has in common with it (certificates, signer
   identifier, signed attributes but the digest), and the development TSA its token's
@@ -227,6 +228,8 @@ class LoadedSigner:
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
     on_close: Callable[[], None] | None = field(default=None, repr=False)
+    # The B-LT validation data for this signer's letters (engine.trust.lta), made once a batch
+    archive: object | None = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
         on_close, self.on_close = self.on_close, None
@@ -323,6 +326,15 @@ def _metadata(reason: str, location: str, field_name: str) -> signers.PdfSignatu
     )
 
 
+class _KeepMetaWriter(IncrementalPdfFileWriter):
+    """An incremental writer that leaves /Info and the XMP metadata as they are: pyHanko's
+    ``_update_meta`` would stamp a new modification date and producer into both, and rewrite
+    a PDF/A letter's XMP packet (engine.letters.layout.make_pdfa) with its own serializer."""
+
+    def _update_meta(self) -> None:
+        return None
+
+
 async def _sign(
     pdf: bytes,
     signer: LoadedSigner,
@@ -330,7 +342,7 @@ async def _sign(
     meta: signers.PdfSignatureMetadata,
     bytes_reserved: int | None,
 ) -> bytes:
-    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    writer = _KeepMetaWriter(BytesIO(pdf))
     pdf_signer = signers.PdfSigner(meta, signer.pyhanko_signer, timestamper=timestamper)
     out = await pdf_signer.async_sign_pdf(writer, bytes_reserved=bytes_reserved)
     return out.getvalue()
