@@ -163,12 +163,13 @@ def _raw_revision(pdf: bytes, objects: dict[int, bytes], freed: tuple[int, ...] 
         out += b"%d 1\n%010d 00000 n \n" % (num, offsets[num])
     for num in freed:
         out += b"%d 1\n0000000000 00001 f \n" % num
-    root, info = trailer.raw_get("/Root"), trailer.raw_get("/Info")
+    root = trailer.raw_get("/Root")
+    info = b" /Info %d 0 R" % trailer.raw_get("/Info").idnum if "/Info" in trailer else b""
     ident = trailer["/ID"][0].original_bytes.hex().encode()
-    out += b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] /Prev %d >>\n" % (
+    out += b"trailer\n<< /Size %d /Root %d 0 R%s /ID [<%s> <%s>] /Prev %d >>\n" % (
         max([size, *[n + 1 for n in objects]]),
         root.idnum,
-        info.idnum,
+        info,  # a PDF/A letter has no /Info
         ident,
         ident,
         prev,

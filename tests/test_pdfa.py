@@ -112,13 +112,9 @@ def test_signing_and_archiving_leave_the_metadata_as_rendered(services, logins, 
     assert pdf.find(f"\n{meta_ref.idnum} 0 obj".encode()) < first_end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: stock pyHanko rewrites the XMP metadata stream of a PDF/A file "
-    "in every incremental update, and engine.trust.pdf_updates allows no rewritten object but "
-    "the catalog, AcroForm, pages and /Info; our own archival updates keep the metadata",
-)
 def test_a_stock_pyhanko_archival_timestamp_keeps_a_pdfa_letter_asli(services, logins, passphrase):
+    """Stock pyHanko rewrites the XMP metadata stream in every incremental update; an archive
+    using it must not turn a genuine letter into a forgery (engine.trust.pdf_updates)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign.signers import PdfTimeStamper
 
@@ -130,3 +126,26 @@ def test_a_stock_pyhanko_archival_timestamp_keeps_a_pdfa_letter_asli(services, l
     extended = PdfTimeStamper(ts).timestamp_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), "sha256")
     verdict = verify_letter(extended.getvalue(), services.factory, services.settings.keys_dir)
     assert verdict.status == "VALID", verdict.reasons
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<< /Type /Metadata /Subtype /XML /Resources << >> /Length 10 >>\n"
+        b"stream\n<x:xmpmeta\nendstream",
+        b"<< /Type /XObject /Subtype /Form /Length 10 >>\nstream\n<x:xmpmeta\nendstream",
+        b"<< /Type /Metadata /Subtype /XML /Length 10 >>\nstream\nBT (X) Tj\nendstream",
+        b"<< /Type /Metadata /Subtype /XML >>",
+    ],
+    ids=["extra key", "not metadata", "not xmp", "not a stream"],
+)
+def test_a_rewritten_metadata_stream_must_stay_plain_xmp(services, logins, passphrase, body):
+    from engine.trust.registry import verify_letter
+    from tests.test_forgeries import _raw_revision
+
+    pdf, _ = _issued(services, logins, passphrase)
+    meta = PdfFileReader(BytesIO(pdf)).root.raw_get("/Metadata")
+    forged = _raw_revision(pdf, {meta.idnum: body})
+    verdict = verify_letter(forged, services.factory, services.settings.keys_dir)
+    assert verdict.status == "INVALID"
+    assert any("Metadata" in r for r in verdict.reasons), verdict.reasons

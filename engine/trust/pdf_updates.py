@@ -11,7 +11,8 @@ reader and an allow-list, never with a third-party difference analysis:
 - every object an update writes is either new and reachable from the DSS or from a new
   document-timestamp field, or is one of the few objects such an update has to rewrite (the
   catalog, the info dictionary, the AcroForm and its field list, a page and its annotation
-  list), and those may differ from their previous version only in the keys the update needs;
+  list, the XMP metadata stream), and those may differ from their previous version only in the
+  keys the update needs;
 - a document-timestamp field is invisible (``/Rect [0 0 0 0]``, no appearance, no action) and its
   value is a ``/DocTimeStamp`` whose signed range ends exactly where its revision ends.
 
@@ -221,6 +222,8 @@ def _extension(check: _RevisionCheck, old_value: Any, new_value: Any, what: str)
 
 
 _CATALOG_CHANGES = {"/DSS", "/Extensions", "/AcroForm"}
+_METADATA_KEYS = {"/Type", "/Subtype", "/Length", "/Filter"}
+_METADATA_MAX = 256 * 1024
 _INFO_CHANGES = {"/ModDate", "/Producer"}
 _TRAILER_KEYS = {"/Size", "/Root", "/Info", "/ID", "/Prev"}
 _DSS_KEYS = {"/Type", "/Certs", "/OCSPs", "/CRLs", "/VRI"}
@@ -376,6 +379,33 @@ def _check_timestamp_field(
     return DocTimestamp(sig_ref, revision.end)
 
 
+def _check_metadata(check: _RevisionCheck, ref: Any) -> None:
+    """The catalog's XMP metadata stream, if this revision rewrites it in place (pyHanko does on
+    every update of a PDF/A file): still an XMP packet in a stream of type /Metadata, /XML,
+    with nothing else in its dictionary. The catalog keeps the same reference (its /Metadata
+    may not change), and no page draws metadata, so this cannot change what the letter shows."""
+    if not isinstance(ref, Ref) or ref not in check.objects:
+        return
+    _, new = check.old_new(ref)
+    if not isinstance(new, Stream):
+        raise UpdateRefused(f"Metadata {ref} bukan stream")
+    d = new.dictionary
+    if set(d) - _METADATA_KEYS or d.get("/Type") != "/Metadata" or d.get("/Subtype") != "/XML":
+        raise UpdateRefused(f"Metadata {ref} memuat isi yang tidak diizinkan")
+    data = new.data
+    try:
+        if d.get("/Filter") == "/FlateDecode":
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(data, _METADATA_MAX + 1)
+        elif d.get("/Filter") is not None:
+            raise UpdateRefused(f"Metadata {ref} memakai filter {d['/Filter']}")
+    except zlib.error as e:
+        raise UpdateRefused(f"Metadata {ref} rusak") from e
+    packet = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if len(data) > _METADATA_MAX or not packet.startswith((b"<?xpacket", b"<x:xmpmeta")):
+        raise UpdateRefused(f"Metadata {ref} bukan paket XMP")
+
+
 def _check_revision(view: _View, revision: _Revision, previous: dict, prev_xref: int) -> tuple:
     size = previous.get("/Size", 0)
     new_size = _check_trailer(revision.trailer, previous, prev_xref, size)
@@ -422,6 +452,7 @@ def _check_revision(view: _View, revision: _Revision, previous: dict, prev_xref:
                 raise UpdateRefused(f"Informasi dokumen: {key} bukan teks")
 
     _check_dss(check, old_catalog.get("/DSS"), catalog.get("/DSS"))
+    _check_metadata(check, catalog.get("/Metadata"))
 
     for ref in sorted(set(check.objects) - check.claimed):
         if check.is_new(ref):
