@@ -76,6 +76,10 @@ class Settings:
     notify_retry_seconds: float = 30.0
     notify_dispatch: bool = True
     notify_poll_seconds: float = 10.0
+    # Processes that render and sign one batch's letters (engine.letters.make_pool): 1 in the
+    # web process unless SURATDESA_SIGN_PROCESSES says more; `suratdesa worker` uses every
+    # core unless --sign-processes says otherwise.
+    sign_processes: int = 1
 
     @property
     def https(self) -> bool:
@@ -111,6 +115,7 @@ def get_settings() -> Settings:
         password_hash_threads=max(
             1, _number("SURATDESA_PASSWORD_HASH_THREADS", int, default_password_hash_threads())
         ),
+        sign_processes=max(1, _number("SURATDESA_SIGN_PROCESSES", int, 1)),
         **_notify_settings(),
     )
 

@@ -35,11 +35,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per glyph subset
-    queue.bind(Services.from_settings(settings), _pin(args), args.lease_seconds)
+    processes = args.sign_processes or os.cpu_count() or 1
+    queue.bind(Services.from_settings(settings), _pin(args), args.lease_seconds, processes)
     app = queue.make_app(settings.database_url)
     queues = [q for q in (args.queues or ",".join(queue.QUEUES)).split(",") if q]
     name = f"{socket.gethostname()[:40]}:{os.getpid()}"
-    print(f"Worker {name}: antrean {', '.join(queues)}; Ctrl-C untuk berhenti.", flush=True)
+    print(
+        f"Worker {name}: antrean {', '.join(queues)}; {processes} proses penandatanganan per "
+        "batch; Ctrl-C untuk berhenti.",
+        flush=True,
+    )
     app.run_worker(
         queues=queues,
         concurrency=args.concurrency,
@@ -61,6 +66,11 @@ def add_worker_command(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--hsm-pin-file",
         help="file holding the HSM token PIN: this worker then signs HSM batches by itself",
+    )
+    s.add_argument(
+        "--sign-processes",
+        type=int,
+        help="processes that render and sign one batch (default: every core of this machine)",
     )
     s.add_argument("--once", action="store_true", help="stop when the queues are empty")
     s.add_argument(

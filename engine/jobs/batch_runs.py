@@ -36,8 +36,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import Conflict, NotFound
-from engine.letters.group_issuance import Outcome, issue_group
+from engine.letters.group_issuance import GROUP_SIZE, Outcome, issue_group
 from engine.letters.issuance import Issuer
+from engine.letters.make_pool import MakePool
 from engine.people.users import Actor
 from engine.requests import batches
 from engine.storage.db import read_only, transaction
@@ -190,14 +191,18 @@ def run(
     owner: str,
     *,
     lease_seconds: float = LEASE_SECONDS,
+    processes: int | None = None,
 ) -> None:
     """Issue the batch's pending letters under ``owner``'s lease (taken by ``start`` or
     ``resume``), renewing it meanwhile; closes ``signer``. Ends early, leaving the rest pending
-    (interrupted, resumable), if the lease is lost or the database fails."""
+    (interrupted, resumable), if the lease is lost or the database fails. ``processes``
+    (default: the settings' ``sign_processes``) render and sign the letters, each with its own
+    opened key (engine.letters.make_pool); numbering and storing stay in this process."""
+    processes = processes or issuer.settings.sign_processes
     with signer:
         try:
             with Heartbeat(issuer.factory, batch_id, owner, lease_seconds) as beat:
-                _run_pending(issuer, actor, batch_id, signer, owner, beat)
+                _run_pending(issuer, actor, batch_id, signer, owner, beat, processes)
         except (LeaseLost, Interrupted, *TRANSIENT) as exc:
             log.warning("batch %s stopped, resumable: %s", batch_id, exc)
         finally:
@@ -211,6 +216,7 @@ def _run_pending(
     signer: LoadedSigner,
     owner: str,
     beat: Heartbeat,
+    processes: int,
 ) -> None:
     with transaction(issuer.factory) as session:
         _hold(session, batch_id, owner)
@@ -246,7 +252,15 @@ def _run_pending(
         if transient:
             raise Interrupted(f"batch {batch_id}: database error while issuing")
 
-    issue_group(issuer, actor, [(rid, version) for _, rid, version in items], signer, on_done=write)
+    pairs = [(rid, version) for _, rid, version in items]
+    if processes > 1 and signer.source is not None and len(items) > GROUP_SIZE:
+        # One group per write as before, sized so that every process has letters to make.
+        keys, tsa = issuer.settings.keys_dir, issuer.settings.tsa_url
+        with MakePool(keys, tsa, signer.source, processes) as pool:
+            size = GROUP_SIZE * processes
+            issue_group(issuer, actor, pairs, signer, on_done=write, size=size, pool=pool)
+    else:
+        issue_group(issuer, actor, pairs, signer, on_done=write)
     with transaction(issuer.factory) as session:
         _hold(session, batch_id, owner)
         session.execute(

@@ -81,17 +81,21 @@ class WorkerContext:
     hsm_pin: str | None  # the token PIN from the worker's own configuration, if it signs
     lease_seconds: float = batch_runs.LEASE_SECONDS
     pin_refused: bool = False  # the token refused the PIN once: never tried again
+    sign_processes: int = 1  # processes that render and sign one batch (every core by default)
 
 
 _context: WorkerContext | None = None
 
 
 def bind(
-    services: Services, hsm_pin: str | None, lease_seconds: float = batch_runs.LEASE_SECONDS
+    services: Services,
+    hsm_pin: str | None,
+    lease_seconds: float = batch_runs.LEASE_SECONDS,
+    sign_processes: int = 1,
 ) -> None:
     """Give this worker process's tasks their engine objects (``suratdesa worker``)."""
     global _context
-    _context = WorkerContext(services, hsm_pin, lease_seconds)
+    _context = WorkerContext(services, hsm_pin, lease_seconds, sign_processes=sign_processes)
 
 
 def _ctx() -> WorkerContext:
@@ -171,7 +175,9 @@ def sign_batch(batch_id: int) -> str:
     except BaseException:
         batch_runs.release(issuer.factory, batch_id, owner)
         raise
-    batch_runs.run(issuer, actor, batch_id, signer, owner, lease_seconds=lease)
+    batch_runs.run(
+        issuer, actor, batch_id, signer, owner, lease_seconds=lease, processes=ctx.sign_processes
+    )
     with transaction(issuer.factory) as session:
         if _pending(session, batch_id):
             raise BatchIncomplete(f"batch {batch_id}")

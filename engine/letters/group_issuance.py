@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from engine.errors import Conflict, SuratDesaError
 from engine.letters import numbering
 from engine.letters.issuance import SIGN, Issuer, Stages, _Draft, _Made, apply_effects
+from engine.letters.make_pool import MakePool
 from engine.letters.revocation import mark_replaced
 from engine.letters.signer_check import SignerRevoked, check_not_revoked
 from engine.people.users import Actor
@@ -58,15 +60,20 @@ def issue_group(
     *,
     on_done: OnDone | None = None,
     size: int = GROUP_SIZE,
+    pool: MakePool | None = None,
 ) -> list[Outcome]:
     """Issue (request id, version) pairs in groups of ``size``; one outcome per pair, a Letter
-    or the exception that stopped it (an engine error, or anything else for a broken letter)."""
+    or the exception that stopped it (an engine error, or anything else for a broken letter).
+    With ``pool``, each group's letters are rendered and signed on the pool's processes."""
     outcomes: dict[int, Outcome] = {}
     positions = [(p, rid, ver) for p, (rid, ver) in enumerate(items)]
     for start in range(0, len(positions), size):
         group = _Group(positions[start : start + size])
         try:
-            redo = _issue_once(issuer, actor, group, signer)
+            redo = _issue_once(issuer, actor, group, signer, pool)
+        except BrokenProcessPool:  # a child died: this group one by one, the rest made here
+            log.warning("a signing process died; the batch goes on in this process")
+            pool, group.results, redo = None, {}, group.items
         except Exception:  # the group as a whole failed: each letter is issued on its own
             log.exception("group write failed; issuing its letters one by one")
             group.results = {}
@@ -85,7 +92,7 @@ def issue_group(
 
 
 def _issue_once(
-    issuer: Issuer, actor: Actor, group: _Group, signer: LoadedSigner
+    issuer: Issuer, actor: Actor, group: _Group, signer: LoadedSigner, pool: MakePool | None
 ) -> list[tuple[int, int, int]]:
     """Draft, make and store the group; returns the items to issue again on their own."""
     t0 = time.perf_counter()
@@ -96,15 +103,7 @@ def _issue_once(
             except SuratDesaError as exc:
                 group.results[position] = exc
     read = (time.perf_counter() - t0) / len(group.items)
-    next_seq: dict[numbering.Register, int] = {}
-    for position, draft in group.drafts.items():
-        key = draft.register
-        seq = next_seq.setdefault(key, draft.seq)
-        next_seq[key] = seq + 1
-        try:
-            group.made[position] = issuer._make(draft, seq, signer)
-        except SuratDesaError as exc:  # its number stays free: the letters after it are redone
-            group.results[position] = exc
+    _make_all(issuer, group, signer, pool)
     if issuer.before_store is not None:
         issuer.before_store()
     if not group.made:
@@ -117,8 +116,37 @@ def _issue_once(
     if issuer.stage_log is not None:
         for position in letters:
             made = group.made[position]
-            issuer.stage_log.append(Stages(read, made.render, made.sign, write))
+            issuer.stage_log.append(Stages(read, made.render, made.sign, write, made.maker))
     return [item for item in group.items if item[0] in losers]
+
+
+def _make_all(issuer: Issuer, group: _Group, signer: LoadedSigner, pool: MakePool | None) -> None:
+    """Number the group's drafts (per register, from the number each would get now) and make
+    them, here or on the pool. A letter that fails keeps its number free: the letters after it
+    in its register lose the race in ``_store`` and are redone one by one."""
+    next_seq: dict[numbering.Register, int] = {}
+    numbered: dict[int, int] = {}
+    for position, draft in group.drafts.items():
+        seq = next_seq.setdefault(draft.register, draft.seq)
+        next_seq[draft.register] = seq + 1
+        numbered[position] = seq
+    if pool is None:
+        for position, seq in numbered.items():
+            try:
+                group.made[position] = issuer._make(group.drafts[position], seq, signer)
+            except SuratDesaError as exc:
+                group.results[position] = exc
+        return
+    blanks = {p: issuer._blank(group.drafts[p], seq, signer) for p, seq in numbered.items()}
+    archive = issuer._archive(signer)
+    produced = pool.produce_many([blank for _, blank in blanks.values()], archive)
+    for (position, (made, _)), result in zip(blanks.items(), produced, strict=True):
+        if isinstance(result, SuratDesaError):
+            group.results[position] = result
+        elif isinstance(result, BaseException):
+            raise result  # a broken letter: the group is issued again one by one
+        else:
+            group.made[position] = issuer._finish(made, result)
 
 
 def _store(issuer: Issuer, actor: Actor, group: _Group) -> tuple[dict[int, Outcome], set[int]]:

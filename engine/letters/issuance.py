@@ -27,6 +27,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput, SuratDesaError
 from engine.letters import number_settings, numbering
 from engine.letters.facts import public_facts
 from engine.letters.kop import village_info
+from engine.letters.make_pool import Blank, Produced, produce
 from engine.letters.render import LetterContent, Person, SignerInfo, render_letter
 from engine.letters.revocation import mark_replaced
 from engine.letters.signer_check import check_not_revoked, serial_of
@@ -49,7 +50,6 @@ from engine.trust.signing import (
     WrongPassphrase,
     load_signer,
     make_timestamper,
-    sign_letter,
 )
 
 SIGN = "sign"
@@ -113,6 +113,7 @@ class _Made:
     # SHA-256 of the certified revision (the letter as issued, the registry's key); ``pdf``
     # continues with the archival update (DSS + document timestamp, engine.trust.lta)
     issued_sha256: str = ""
+    maker: int = 0  # the process that rendered and signed it (engine.letters.make_pool)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Stages:
     render: float = 0.0
     sign: float = 0.0
     store: float = 0.0
+    maker: int = 0  # pid of the process that rendered and signed it
 
 
 @lru_cache(maxsize=4)
@@ -149,6 +151,9 @@ class Issuer:
         self.stage_log: list[Stages] | None = None  # set to a list to collect every letter's
         # Test hook: called between signing and storing, to prove a crash there loses nothing.
         self.before_store: Callable[[], None] | None = None
+        # PAdES B-LTA (the DSS and a document timestamp after the certification). Only
+        # bench/sign.py turns it off, to measure B-T beside it in the same run.
+        self.archival = True
 
     def unlock(
         self, actor: Actor, passphrase: str, *, request_id: int | None = None
@@ -242,7 +247,9 @@ class Issuer:
                     letter = self._store(session, actor, draft, made, version, allocate=True)
             except _NumberTaken:
                 continue
-            self._stages(Stages(t1 - t0, made.render, made.sign, time.perf_counter() - t4))
+            self._stages(
+                Stages(t1 - t0, made.render, made.sign, time.perf_counter() - t4, made.maker)
+            )
             return letter
         with transaction(self.factory) as session:  # contended: hold the number meanwhile
             t0 = time.perf_counter()
@@ -256,7 +263,7 @@ class Issuer:
                 self.before_store()
             t4 = time.perf_counter()
             letter = self._store(session, actor, draft, made, version, allocate=False)
-        self._stages(Stages(t1 - t0, made.render, made.sign, time.perf_counter() - t4))
+        self._stages(Stages(t1 - t0, made.render, made.sign, time.perf_counter() - t4, made.maker))
         return letter
 
     def _stages(self, stages: Stages) -> None:
@@ -320,7 +327,12 @@ class Issuer:
 
     def _make(self, draft: _Draft, seq: int, signer: LoadedSigner) -> _Made:
         """Render, seal and sign the letter with number ``seq`` (no transaction open)."""
-        t1 = time.perf_counter()
+        made, blank = self._blank(draft, seq, signer)
+        timestamper = _timestamper(self.settings.tsa_url, self.settings.keys_dir)
+        return self._finish(made, produce(blank, signer, timestamper, self._archive(signer)))
+
+    def _blank(self, draft: _Draft, seq: int, signer: LoadedSigner) -> tuple[_Made, Blank]:
+        """Letter ``seq`` with its code and seal, for ``produce``; ``_finish`` completes it."""
         spec, local = draft.spec, draft.issued_at.astimezone(WIB)
         number = format_number(
             spec.number_format,
@@ -334,36 +346,34 @@ class Issuer:
         content = replace(draft.content, number=number)
         facts = public_facts(spec, content)  # as printed: the page and the seal show them
         seal = seal_for_letter(self.settings.keys_dir, code, content, facts)
-        pdf = render_letter(
-            spec.template_path,
-            content,
+        blank = Blank(
+            template_path=spec.template_path,
+            content=content,
             verify_url=f"{self.settings.public_url}/v/{code}",
-            paper=self.settings.paper,
             qr_text=qr_text(self.settings.public_url, code, seal),
-        )
-        t2 = time.perf_counter()
-        timestamper = _timestamper(self.settings.tsa_url, self.settings.keys_dir)
-        certified = sign_letter(
-            pdf,
-            signer,
-            timestamper,
+            paper=self.settings.paper,
             reason=f"{spec.title} Nomor {number}",
             location=draft.location,
         )
-        # PAdES B-LTA: the DSS (made once per signer and batch) and a document timestamp.
-        archive = lta.archive_for_signer(
+        return _Made(seq, code, content, facts, b"", 0.0, 0.0, serial_of(signer.cert)), blank
+
+    @staticmethod
+    def _finish(made: _Made, p: Produced) -> _Made:
+        done = {"pdf": p.pdf, "render": p.render, "sign": p.sign, "maker": p.maker}
+        return replace(made, issued_sha256=p.issued_sha256, **done)
+
+    def _archive(self, signer: LoadedSigner) -> lta.ArchiveData | None:
+        """The DSS content for this signer's letters (made once per signer and REVINFO_REUSE);
+        None only when a benchmark turns the archival update off (``archival``)."""
+        if not self.archival:
+            return None
+        return lta.archive_for_signer(
             signer,
             self.settings.keys_dir,
             self._cert_status,
-            timestamper,
+            _timestamper(self.settings.tsa_url, self.settings.keys_dir),
             issuing_crl=self._issuing_crl,
         )
-        signed = lta.extend_letter(certified, archive, timestamper)
-        elapsed = time.perf_counter() - t2
-        return _Made(
-            seq, code, content, facts, signed, t2 - t1, elapsed, serial_of(signer.cert),
-            issued_sha256=hashlib.sha256(certified).hexdigest(),
-        )  # fmt: skip
 
     def _issuing_crl(self) -> bytes:
         """The issuing CA's current CRL (DER), as the portal publishes it."""

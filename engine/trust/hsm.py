@@ -47,7 +47,7 @@ from pyhanko.sign.pkcs11 import PKCS11Signer
 from engine.aio import run_sync
 from engine.errors import Conflict
 from engine.trust import pki
-from engine.trust.signing import LoadedSigner, SigningError, WrongPassphrase
+from engine.trust.signing import KeySource, LoadedSigner, SigningError, WrongPassphrase
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"  # Debian's SoftHSM2, for development
 
@@ -286,6 +286,7 @@ def load_hsm_signer(
             common_name=str(cn[0].value) if cn else "",
             not_after=cert.not_valid_after_utc,
             on_close=session.close,
+            source=KeySource(pin, hsm=(module_path, token_label, key_label)),
         )
         loaded.check_valid_now()
         return loaded

@@ -213,6 +213,28 @@ def make_timestamper(settings_tsa_url: str | None, keys_dir: Path) -> TimeStampe
     return DevTimeStamper(tsa_cert, tsa_key, chain)
 
 
+@dataclass(frozen=True)
+class KeySource:
+    """How another process of ours opens the same key to sign the same batch
+    (engine.letters.make_pool): the PKCS#12 and its passphrase, or the token and its PIN. Held
+    in memory for one run only and passed to our own child processes over a pipe; never
+    written anywhere (not the database, not the queue, not a file)."""
+
+    secret: str = field(repr=False)  # the passphrase, or the token PIN
+    p12: bytes | None = field(default=None, repr=False)
+    hsm: tuple[str, str, str] | None = None  # (module path, token label, key label)
+
+    def open(self, keys_dir: Path) -> LoadedSigner:
+        if self.hsm is not None:
+            from engine.trust.hsm import load_hsm_signer  # python-pkcs11 only where used
+
+            module, token, key_label = self.hsm
+            return load_hsm_signer(module, token, key_label, self.secret, keys_dir=keys_dir)
+        if self.p12 is None:
+            raise SigningError("Sumber kunci penandatangan tidak lengkap")
+        return load_signer(self.p12, self.secret, keys_dir=keys_dir)
+
+
 @dataclass
 class LoadedSigner:
     """An opened signing key (a PKCS#12, or an HSM session from engine.trust.hsm), ready to sign a
@@ -230,6 +252,8 @@ class LoadedSigner:
     on_close: Callable[[], None] | None = field(default=None, repr=False)
     # The B-LT validation data for this signer's letters (engine.trust.lta), made once a batch
     archive: object | None = field(default=None, repr=False, compare=False)
+    # How a child process opens this key again (engine.letters.make_pool); None: it cannot
+    source: KeySource | None = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
         on_close, self.on_close = self.on_close, None
@@ -291,6 +315,7 @@ def load_signer(p12: bytes, passphrase: str, *, keys_dir: Path) -> LoadedSigner:
         cert=cert,
         common_name=str(cn[0].value) if cn else "",
         not_after=cert.not_valid_after_utc,
+        source=KeySource(passphrase, p12=p12),
     )
     loaded.check_valid_now()
     return loaded
@@ -419,6 +444,7 @@ def baseline_sign(
 
 __all__ = [
     "DevTimeStamper",
+    "KeySource",
     "LoadedSigner",
     "SignerCertificateExpired",
     "SigningError",
