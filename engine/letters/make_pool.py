@@ -6,8 +6,8 @@ render, the PAdES signature with its timestamp and the archival update (DSS + do
 timestamp), is ``produce``: a function of the blank letter and an opened key, run in this
 process (``Issuer._make``) or in a child process of a ``MakePool``.
 
-A pool's children open the same key themselves, from the signer's ``KeySource`` (the PKCS#12
-and its passphrase, or the token and its PIN), held in memory for the run and handed to our own
+A pool's children open the same key themselves, from the signer's ``KeySource`` (the unlocked
+software key, or the token and its PIN), held in memory for the run and handed to our own
 children over a pipe; nothing is written anywhere. Each child holds its own token session, as
 PKCS#11 sessions cannot cross a fork. Numbers never leave the parent: a group's letters are
 produced in any order and stored in one write, in number order, so numbers stay gapless
@@ -183,12 +183,14 @@ class MakePool:
     """``processes`` child processes rendering and signing with their own opened key.
 
     Children are forked from a clean server process (multiprocessing's "forkserver", preloaded
-    with this module), never from the run's own process, which holds threads (lease heartbeat,
-    the worker's job threads) whose locks a fork could copy in a held state."""
+    with this module and the prepared fonts: engine.letters.make_pool_server), never from the
+    run's own process, which holds threads (lease heartbeat, the worker's job threads) whose
+    locks a fork could copy in a held state. The server also imports the program's main module
+    once ("__main__"), which each child would otherwise import again."""
 
     def __init__(self, keys_dir: Path, tsa_url: str | None, source: KeySource, processes: int):
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(["__main__", "engine.letters.make_pool_server"])
         self.processes = processes
         self._executor = ProcessPoolExecutor(
             max_workers=processes,

@@ -286,7 +286,7 @@ def load_hsm_signer(
             common_name=str(cn[0].value) if cn else "",
             not_after=cert.not_valid_after_utc,
             on_close=session.close,
-            source=KeySource(pin, hsm=(module_path, token_label, key_label)),
+            source=KeySource(pin.encode(), hsm=(module_path, token_label, key_label)),
         )
         loaded.check_valid_now()
         return loaded

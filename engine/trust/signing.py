@@ -216,12 +216,13 @@ def make_timestamper(settings_tsa_url: str | None, keys_dir: Path) -> TimeStampe
 @dataclass(frozen=True)
 class KeySource:
     """How another process of ours opens the same key to sign the same batch
-    (engine.letters.make_pool): the PKCS#12 and its passphrase, or the token and its PIN. Held
-    in memory for one run only and passed to our own child processes over a pipe; never
-    written anywhere (not the database, not the queue, not a file)."""
+    (engine.letters.make_pool): the unlocked software key (PKCS#8 DER) with its certificates,
+    or the token and its PIN. Held in memory for one run only and handed to our own child
+    processes over a pipe, never written anywhere (not the database, the queue or a file);
+    the child gets no more than the run's own memory already holds."""
 
-    secret: str = field(repr=False)  # the passphrase, or the token PIN
-    p12: bytes | None = field(default=None, repr=False)
+    secret: bytes = field(repr=False)  # the PKCS#8 key, or the token PIN (UTF-8)
+    certs: tuple[bytes, ...] = ()  # software key: its certificate, then the rest (DER)
     hsm: tuple[str, str, str] | None = None  # (module path, token label, key label)
 
     def open(self, keys_dir: Path) -> LoadedSigner:
@@ -229,10 +230,14 @@ class KeySource:
             from engine.trust.hsm import load_hsm_signer  # python-pkcs11 only where used
 
             module, token, key_label = self.hsm
-            return load_hsm_signer(module, token, key_label, self.secret, keys_dir=keys_dir)
-        if self.p12 is None:
-            raise SigningError("Sumber kunci penandatangan tidak lengkap")
-        return load_signer(self.p12, self.secret, keys_dir=keys_dir)
+            pin = self.secret.decode()
+            return load_hsm_signer(module, token, key_label, pin, keys_dir=keys_dir)
+        # The run validated this very key when it unlocked it (about 0.2 s for RSA-3072).
+        key = serialization.load_der_private_key(
+            self.secret, password=None, unsafe_skip_rsa_key_validation=True
+        )
+        cert, *extra = (x509.load_der_x509_certificate(c) for c in self.certs)
+        return _software_signer(key, cert, extra, keys_dir)
 
 
 @dataclass
@@ -287,9 +292,12 @@ def load_signer(p12: bytes, passphrase: str, *, keys_dir: Path) -> LoadedSigner:
         raise WrongPassphrase() from e
     if key is None or cert is None:
         raise SigningError("Berkas kunci penandatangan tidak lengkap")
+    return _software_signer(key, cert, extra, keys_dir)
+
+
+def _software_signer(key, cert: x509.Certificate, extra, keys_dir: Path) -> LoadedSigner:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise SigningError("Jenis kunci penandatangan tidak didukung (harus RSA)")
-
     issuing = pki.load_issuing_ca(keys_dir)
     try:
         cert.verify_directly_issued_by(issuing)
@@ -315,7 +323,14 @@ def load_signer(p12: bytes, passphrase: str, *, keys_dir: Path) -> LoadedSigner:
         cert=cert,
         common_name=str(cn[0].value) if cn else "",
         not_after=cert.not_valid_after_utc,
-        source=KeySource(passphrase, p12=p12),
+        source=KeySource(
+            key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            certs=tuple(c.public_bytes(serialization.Encoding.DER) for c in (cert, *extra)),
+        ),
     )
     loaded.check_valid_now()
     return loaded
