@@ -237,14 +237,27 @@ def checked(client, pdf: bytes) -> dict:
     return r.json()
 
 
-def scanned(client, letter: dict) -> str:
-    """The verdict word on the page the letter's QR code opens."""
-    import re
+def qr_page(client, letter: dict) -> str:
     from urllib.parse import urlsplit
 
     r = client.get(urlsplit(letter["verify_url"]).path)
     assert r.status_code == 200, r.text
-    return re.search(r'id="verdict"><strong>([^<]+)</strong>', r.text).group(1)
+    return r.text
+
+
+def scanned(client, letter: dict) -> str:
+    """The verdict word on the page the letter's QR code opens."""
+    import re
+
+    return re.search(r'id="verdict"><strong>([^<]+)</strong>', qr_page(client, letter)).group(1)
+
+
+def signer_note(client, letter: dict) -> str | None:
+    """What the QR page says of a signing certificate revoked after the letter, if anything."""
+    import re
+
+    found = re.search(r'<p class="note" id="signer-revoked">([^<]+)</p>', qr_page(client, letter))
+    return found.group(1) if found else None
 
 
 NEW_PASSPHRASE = "kunci-kades-2027"
@@ -290,6 +303,11 @@ def test_admin_renews_a_head_and_both_letters_survive_a_later_revocation(
     assert second["status"] == "VALID" and second["signatures"][0]["revocation"].startswith(
         "tidak dicabut"
     )
+    # The QR page says it too, for the letter whose certificate was revoked only.
+    note = signer_note(client, before)
+    assert note is not None and "setelah surat ini ditandatangani" in note, note
+    assert "tetap sah" in note
+    assert signer_note(client, after) is None
     # The head leaves office: the admin revokes the new certificate too.
     r = admin_post(app, f"/{head}/cabut", code="berhenti-menjabat", reason="Masa jabatan habis")
     assert r.status_code == 303, r.text
@@ -301,6 +319,10 @@ def test_admin_renews_a_head_and_both_letters_survive_a_later_revocation(
             "ditandatangani sebelum sertifikat dicabut pada "
         )
         assert scanned(client, letter) == "ASLI"
+        assert "tetap sah" in (signer_note(client, letter) or "")
+        code = letter["verify_url"].rsplit("/", 1)[1]
+        public = client.get(f"/api/public/letters/{code}").json()
+        assert public["status"] == "active" and public["signer"]["certificate_revoked_at"]
     # The verify page says it to a person too.
     r = client.post("/verify", files={"file": ("surat.pdf", after["pdf"], "application/pdf")})
     assert r.status_code == 200 and "<strong>ASLI</strong>" in r.text
@@ -356,3 +378,38 @@ def test_only_the_regency_admin_renews_or_revokes_in_the_engine(settings):
             signers.renew(s, settings, head, NEW_PASSPHRASE, by=by)
         with pytest.raises(Forbidden):
             signers.revoke_live_key(s, by, head, "", code="kunci-bocor")
+
+
+def test_migration_0024_gives_old_letters_the_certificate_they_were_signed_with(tmp_path):
+    """The newest certificate issued to the signer before the letter; none before: NULL."""
+    import sqlite3
+
+    from engine.storage.migrate import upgrade
+    from tests.letters import GROGOL
+    from tests.test_numbering_mode import _insert
+
+    path = tmp_path / "old.db"
+    upgrade(f"sqlite:///{path}", "0023")
+    con = sqlite3.connect(path)
+    _insert(con, "districts", code="33.11.01")
+    _insert(con, "villages", code=GROGOL, district_code="33.11.01")
+    _insert(con, "users", id=1, village_code=GROGOL)
+    for serial, issued in (("a1", "2025-01-01"), ("b2", "2026-06-01")):
+        _insert(
+            con, "signer_certificates", serial=serial, user_id=1, village_code=GROGOL,
+            issued_at=f"{issued} 00:00:00.000000",
+        )  # fmt: skip
+    for n, issued in enumerate(("2024-12-31", "2025-12-01", "2026-07-01"), 1):
+        _insert(con, "requests", id=n, village_code=GROGOL, created_by_id=1)
+        _insert(
+            con, "letters", id=n, request_id=n, village_code=GROGOL, signer_id=1, seq=n,
+            number=f"470/{n}", verify_code=f"C{n}", pdf_sha256=f"h{n}",
+            issued_at=f"{issued} 08:00:00.000000",
+        )  # fmt: skip
+    con.commit()
+    con.close()
+    upgrade(f"sqlite:///{path}")
+    con = sqlite3.connect(path)
+    got = con.execute("SELECT seq, signer_serial FROM letters ORDER BY seq").fetchall()
+    con.close()
+    assert got == [(1, None), (2, "a1"), (3, "b2")]

@@ -199,7 +199,14 @@ async def letter_json(code: str, request: Request, seal: str | None = None) -> R
             "issued_at": letter.issued_at.isoformat(),
             "village": letter.village,
             "district": letter.district,
-            "signer": {"name": letter.signer_name, "capacity": letter.signer_capacity},
+            "signer": {
+                "name": letter.signer_name,
+                "capacity": letter.signer_capacity,
+                # set when the signing certificate was revoked after the letter (still genuine)
+                "certificate_revoked_at": (
+                    letter.signer_revoked_at.isoformat() if letter.signer_revoked_at else None
+                ),
+            },
             "subject": {"name": letter.subject_name, "nik": letter.subject_nik_masked},
             "purpose": letter.purpose,
             "pdf_sha256": letter.pdf_sha256,

@@ -430,7 +430,7 @@ class Issuer:
             made.seq,
             made.code,
         )
-        letter.pdf = made.pdf
+        letter.pdf, letter.signer_serial = made.pdf, made.serial
         letter.pdf_sha256 = made.issued_sha256 or hashlib.sha256(made.pdf).hexdigest()
         return letter
 

@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session, aliased
 from engine.dates import WIB, format_tanggal
 from engine.errors import SuratDesaError
 from engine.people.nik import mask_nik
-from engine.storage.models import District, Letter, LetterRequest, RateLimitCounter, Village
+from engine.storage.models import (
+    District,
+    Letter,
+    LetterRequest,
+    RateLimitCounter,
+    RevokedCertificate,
+    Village,
+)
 from engine.trust.seal import SealRecord
 
 # A code is 32 base32 characters; anything else is rejected before touching the database.
@@ -50,6 +57,10 @@ class PublicLetter:
     # The letter type's public facts as issued ({"label", "value"}); None for letters issued
     # before they were stored: the page then shows the subject's name and masked NIK.
     facts: tuple[dict[str, str], ...] | None = None
+    # When the certificate the letter was signed with was revoked, if it was. A letter is
+    # stored only while its certificate is unrevoked (engine.letters.signer_check), so this
+    # comes after the letter: the letter stays genuine, and the page says so.
+    signer_revoked_at: datetime | None = None
 
     @property
     def issued_on_date(self) -> date:
@@ -65,6 +76,12 @@ class PublicLetter:
             return None
         return format_tanggal(self.revoked_at.astimezone(WIB).date())
 
+    @property
+    def signer_revoked_on(self) -> str | None:
+        if self.signer_revoked_at is None:
+            return None
+        return format_tanggal(self.signer_revoked_at.astimezone(WIB).date())
+
 
 def normalize_code(code: str) -> str | None:
     code = code.strip().upper()
@@ -73,6 +90,7 @@ def normalize_code(code: str) -> str | None:
 
 _new = aliased(Letter)
 _old = aliased(Letter)
+_cert = RevokedCertificate.__table__.alias("signer_cert")
 _COLUMNS = (
     Letter.status,
     Letter.title,
@@ -93,6 +111,7 @@ _COLUMNS = (
     _new.number,
     _old.number,
     Letter.public_facts,
+    _cert.c.revoked_at,
 )
 _QUERY = (
     select(*_COLUMNS)
@@ -101,6 +120,7 @@ _QUERY = (
     .join(LetterRequest, LetterRequest.id == Letter.request_id)
     .outerjoin(_new, _new.replaces_letter_id == Letter.id)
     .outerjoin(_old, _old.id == Letter.replaces_letter_id)
+    .outerjoin(_cert, _cert.c.serial == Letter.signer_serial)
     .limit(1)
 )
 _rl = RateLimitCounter.__table__.c
@@ -127,6 +147,7 @@ _SCAN = (
     .outerjoin(LetterRequest, LetterRequest.id == Letter.request_id)
     .outerjoin(_new, _new.replaces_letter_id == Letter.id)
     .outerjoin(_old, _old.id == Letter.replaces_letter_id)
+    .outerjoin(_cert, _cert.c.serial == Letter.signer_serial)
     .limit(1)
 )
 """One row whether or not the letter exists: the shared rate-limit count, then the letter's
@@ -183,7 +204,8 @@ def lookup_public_letter(conn: Connection | Session, code: str) -> PublicLetter 
 
 def _public(row: tuple) -> PublicLetter:
     (status, title, number, issued_at, kind, vname, dname, signer, capacity, subject, nik,
-     sha, revoked_at, reason, purpose, new_code, new_number, old_number, facts) = row  # fmt: skip
+     sha, revoked_at, reason, purpose, new_code, new_number, old_number, facts,
+     signer_revoked_at) = row  # fmt: skip
     return PublicLetter(
         status=status,
         title=title,
@@ -204,6 +226,7 @@ def _public(row: tuple) -> PublicLetter:
         replaced_by_number=new_number if status == "replaced" else None,
         replaces_number=old_number,
         facts=_facts(facts),
+        signer_revoked_at=signer_revoked_at.astimezone(UTC) if signer_revoked_at else None,
     )
 
 

@@ -194,8 +194,7 @@ class Letter(Base):
     title: Mapped[str] = mapped_column(String(120))
     classification: Mapped[str] = mapped_column(String(20))
     # The register its seq came from: its classification, or "*" (engine.letters.numbering).
-    # NULL only for letters issued before migration 0022 backfilled it.
-    register: Mapped[str | None] = mapped_column(String(20))
+    register: Mapped[str | None] = mapped_column(String(20))  # NULL: before migration 0022
     year: Mapped[int] = mapped_column(Integer)
     seq: Mapped[int] = mapped_column(Integer)
     number: Mapped[str] = mapped_column(String(80), unique=True)
@@ -205,6 +204,7 @@ class Letter(Base):
     signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     signer_name: Mapped[str] = mapped_column(String(120))
     signer_capacity: Mapped[str] = mapped_column(String(200))  # title lines as printed
+    signer_serial: Mapped[str | None] = mapped_column(String(40))  # its certificate, hex
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     pdf_sha256: Mapped[str] = mapped_column(String(64), unique=True)
