@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -82,11 +82,14 @@ def enroll_signer(
     )
 
 
-def enroll_hsm(session: Session, settings: Settings, user: User, pin: str, *, by: Actor) -> None:
+def enroll_hsm(
+    session: Session, settings: Settings, user: User, pin: str, *, by: Actor, renewal: bool = False
+) -> None:
     """Generate a signer's key on the PKCS#11 token (settings.pkcs11_module / pkcs11_token)
     under the label = username, certify it with the issuing CA, and record the certificate;
     from then on the signer signs with the token PIN (the PKCS#12, if any, is dropped).
-    The same rules, registry row and audit event as enroll_signer."""
+    The same rules, registry row and audit event as enroll_signer. A ``renewal`` puts the new
+    key under a label of its own (username.YYYYmmddHHMMSS) and destroys the key it replaces."""
     village = signers.check_enrollable(session, user)
     if not settings.pkcs11_module or not settings.pkcs11_token:
         raise InvalidInput(
@@ -94,22 +97,27 @@ def enroll_hsm(session: Session, settings: Settings, user: User, pin: str, *, by
         )
     from engine.trust.hsm import enroll_hsm_signer  # python-pkcs11 only where a token is used
 
+    label, old_label = user.username, None
+    if renewal:
+        label = f"{user.username}.{datetime.now(UTC):%Y%m%d%H%M%S}"
+        old_label = user.signer_hsm_label
     cert = enroll_hsm_signer(
         settings.pkcs11_module,
         settings.pkcs11_token,
-        user.username,
+        label,
         pin,
         keys_dir=settings.keys_dir,
         username=user.username,
         full_name=user.full_name,
         title=own_title(user.role, village),
         village=f"{village.kind_label.title()} {village.name}",
+        retire_label=old_label,
     )
     user.signer_p12 = None
     user.signer_cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     user.signer_not_after = cert.not_valid_after_utc
     user.signer_serial = format(cert.serial_number, "x")
-    user.signer_hsm_label = user.username
+    user.signer_hsm_label = label
     session.flush()
     signers.record_issued(session, by, user, cert, "hsm")
 

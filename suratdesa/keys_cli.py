@@ -347,7 +347,11 @@ def _add_signer_commands(keys: argparse._SubParsersAction) -> None:
     s.add_argument("--revoke-old", action="store_true", help="revoke the old certificate now")
     s.add_argument("--reason", help="a note for the audit log")
     s.add_argument("--passphrase-stdin", action="store_true", help="read the secret from stdin")
-    s.add_argument("--hsm", action="store_true", help="the new key on the PKCS#11 token")
+    s.add_argument(
+        "--hsm",
+        action="store_true",
+        help="the new key on the PKCS#11 token (a key already there is renewed there anyway)",
+    )
     s.add_argument("--by", metavar="ADMIN", help=BY_HELP)
     s.set_defaults(func=cmd_keys_renew_signer)
 

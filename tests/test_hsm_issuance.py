@@ -197,3 +197,53 @@ def test_a_busy_token_is_a_clear_conflict_not_a_server_error(staff, hsm_services
     finally:
         held.close()
     assert staff.sign(HEAD, request, PIN).status_code == 200
+
+
+def test_renewing_a_head_on_the_token_keeps_the_new_key_there(
+    staff, hsm_services, hsm_settings, logins
+):
+    """A renewal (here from the admin's users page) of a key on the HSM makes the new key on
+    the token under a label of its own, destroys the old key, and the head signs on with the
+    same PIN; the letter signed before stays ASLI."""
+    from engine.trust.hsm import open_session
+    from engine.trust.registry import verify_letter
+    from engine.trust.verification import VALID
+    from tests.test_staff_app import csrf_of, sign_in
+
+    first = staff.sign(HEAD, general_letter(staff, logins), PIN)
+    assert first.status_code == 200, first.text
+    before = staff.get("operator.grogol", first.json()["letter"]["pdf_url"]).content
+    with transaction(hsm_services.factory) as session:
+        head = get_user(session, HEAD)
+        head_id, old_serial = head.id, head.signer_serial
+
+    admin = sign_in(create_app(hsm_settings), "admin")
+    page = admin.get("/staf/admin/pengguna").text
+    assert 'placeholder="PIN token HSM' in page  # the form asks for the PIN, not a passphrase
+    r = admin.post(
+        f"/staf/admin/pengguna/{head_id}/perbarui",
+        data={"csrf": csrf_of(page), "passphrase": PIN, "old": "cabut", "reason": "Ganti kunci"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+
+    with transaction(hsm_services.factory) as session:
+        head = get_user(session, HEAD)
+        label, new_serial = head.signer_hsm_label, head.signer_serial
+        assert head.signer_p12 is None  # no PKCS#12 was made
+    assert label.startswith(f"{HEAD}.") and new_serial != old_serial
+    token = open_session(MODULE, TOKEN, PIN)
+    try:
+        labels = {obj[3] for obj in token.get_objects()}  # CKA_LABEL
+    finally:
+        token.close()
+    assert HEAD not in labels and label in labels  # the old key is gone from the token
+
+    second = staff.sign(HEAD, general_letter(staff, logins, 1), PIN)
+    assert second.status_code == 200, second.text
+    after = staff.get("operator.grogol", second.json()["letter"]["pdf_url"]).content
+    assert (
+        format(validate_signed_pdf(after, hsm_settings.keys_dir).signing_cert.serial_number, "x")
+        == new_serial
+    )
+    assert verify_letter(before, hsm_services.factory, hsm_settings.keys_dir).status == VALID

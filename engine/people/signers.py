@@ -263,13 +263,14 @@ def renew(
     by: Actor,
     revoke_old: bool = False,
     note: str = "",
-    hsm: bool = False,
+    hsm: bool | None = None,
 ) -> tuple[str, str]:
     """A new certificate (and key) for a signer who holds one: the same person, title and
     village, as enroll_signer / enroll_hsm issue it (``secret``: the new passphrase, or the
-    token PIN with ``hsm``). The old certificate is left to expire (its key is dropped from
-    the account: registry status "diganti") or, with ``revoke_old``, revoked as superseded.
-    Letters signed with the old one stay valid either way. Returns (old serial, new serial)."""
+    token PIN for a key on the HSM; ``hsm`` None: where the current key is). The old
+    certificate is left to expire (its key is dropped from the account: registry status
+    "diganti") or, with ``revoke_old``, revoked as superseded. Letters signed with the old
+    one stay valid either way. Returns (old serial, new serial)."""
     from engine.bootstrap import enroll_hsm, enroll_signer  # bootstrap imports this module
 
     require_certificate_admin(by)
@@ -280,8 +281,10 @@ def renew(
             "terbitkan sertifikat baru (keys issue-signer)."
         )
     already_revoked = session.get(RevokedCertificate, old) is not None
+    if hsm is None:
+        hsm = user.signer_hsm_label is not None
     if hsm:
-        enroll_hsm(session, settings, user, secret, by=by)
+        enroll_hsm(session, settings, user, secret, by=by, renewal=True)
     else:
         enroll_signer(session, settings.keys_dir, user, secret, by=by)
     new = user.signer_serial

@@ -229,9 +229,12 @@ def enroll_hsm_signer(
     title: str,
     village: str,
     valid_days: int = 730,
+    retire_label: str | None = None,
 ) -> x509.Certificate:
     """Generate the head's key on the token, certify it with the issuing CA, store the
-    certificate on the token; returns the certificate (to record its serial and expiry)."""
+    certificate on the token; returns the certificate (to record its serial and expiry). A
+    renewal names the key it replaces (``retire_label``): once the new one is stored, the old
+    key and certificate are destroyed, as a renewed PKCS#12 replaces the old file."""
     subject = signer_subject(
         keys_dir, username=username, full_name=full_name, title=title, village=village
     )
@@ -240,6 +243,9 @@ def enroll_hsm_signer(
         generate_key(session, key_label)
         cert = certify_csr(keys_dir, build_csr(session, key_label, subject), valid_days=valid_days)
         store_certificate(session, key_label, cert)
+        if retire_label is not None and retire_label != key_label:
+            for obj in list(session.get_objects({Attribute.LABEL: retire_label})):
+                obj.destroy()
         return cert
     finally:
         session.close()
