@@ -1,11 +1,15 @@
 """Issue 12 item 3: issued letters are PDF/A-2b (ISO 19005-2, level B).
 
-No PDF/A validator is installable here offline (veraPDF is Java and not packaged), so this checks
-the structural requirements the standard puts on such a file, on a letter issued end to end:
-header, document ID, XMP metadata identifying PDF/A-2b (unfiltered, consistent with any
-/Info), an sRGB output intent with its ICC profile, every font embedded (``pdffonts``), no
-encryption or forbidden actions, and signature widgets that need no appearance; and that the
-signature and the archival update leave the metadata exactly as rendered."""
+Two checks. Our own: the structural requirements the standard puts on such a file, on a letter
+issued end to end: header, document ID, XMP metadata identifying PDF/A-2b (unfiltered,
+consistent with any /Info), an sRGB output intent with its ICC profile, every font embedded
+(``pdffonts``), no encryption or forbidden actions, and signature widgets that need no
+appearance; and that the signature and the archival update leave the metadata exactly as
+rendered. And an independent validator: veraPDF (the PDF/A-2 reference validator) is not in the
+package registries reachable here, so Apache PDFBox's Preflight (Debian's libpdfbox2-java)
+checks the rendered and the issued file. Preflight knows only PDF/A-1b (ISO 19005-1): the few
+PDF/A-1 rules that ISO 19005-2 relaxed are allowed by code and message (``PDFA1_ONLY``), any
+other finding fails the test."""
 
 from __future__ import annotations
 
@@ -14,12 +18,13 @@ import re
 import subprocess
 import xml.etree.ElementTree as ET
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from PIL import ImageCms
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from tests.conftest import require_tool
+from tests.conftest import IN_CI, require_tool
 from tests.test_issuance import actor, ready_to_sign
 
 NS = {
@@ -149,3 +154,117 @@ def test_a_rewritten_metadata_stream_must_stay_plain_xmp(services, logins, passp
     verdict = verify_letter(forged, services.factory, services.settings.keys_dir)
     assert verdict.status == "INVALID"
     assert any("Metadata" in r for r in verdict.reasons), verdict.reasons
+
+
+# --------------------------------------------------------------------------- Apache Preflight
+
+JAVA_DIR = Path("/usr/share/java")
+# Debian's libpdfbox2-java, and the two Java EE APIs its Preflight needs that Java 11+ dropped:
+# javax.activation (libactivation-java) and javax.xml.bind (libjaxb-api-java). See .ci/run.
+PREFLIGHT_JARS = (
+    "preflight",
+    "pdfbox2",
+    "fontbox2",
+    "xmpbox",
+    "commons-logging",
+    "javax.activation",
+    "jaxb-api",
+)
+# Preflight's PDF/A-1b findings that ISO 19005-2 no longer makes errors, as (code, message):
+PDFA1_ONLY = (
+    # 19005-2 6.6.4: pdfaid:part is 2 in a PDF/A-2 file (19005-1 6.7.11 wants 1). Seeing it also
+    # shows Preflight parsed our XMP and found the PDF/A identification.
+    ("7.11.2", "part must be 1"),
+    # 19005-2 6.2.10 allows transparency, so a page /Group /S /Transparency (fpdf2 writes one;
+    # its blending space is covered by the output intent); 19005-1 6.4 forbade any.
+    ("2.2.1", "Group has a transparency S entry"),
+    # 19005-2 6.2.11.4.2: a CIDSet is optional (if present it must list every CID); 19005-1
+    # 6.3.5 required one in every subset CIDFont. fpdf2 writes none in PDF/A-2 mode.
+    ("3.1.11", "The CIDSet entry is missing"),
+    # 19005-2 6.3.3 exempts annotations whose Rect has zero width and height from needing an
+    # appearance; 19005-1 6.9 wants one on every form field. The signature and timestamp
+    # widgets are [0 0 0 0] (asserted where this is allowed).
+    ("5.3.1", "widget annotation lacks an appearance dictionary"),
+)
+
+
+def preflight(pdf: bytes, tmp_path: Path) -> list[tuple[str, str]]:
+    """Apache Preflight's findings on ``pdf`` as (code, message), from its XML report."""
+    java = require_tool("java")
+    jars = [JAVA_DIR / f"{name}.jar" for name in PREFLIGHT_JARS]
+    missing = [str(jar) for jar in jars if not jar.is_file()]
+    if missing:
+        if IN_CI:
+            pytest.fail(f"Apache Preflight is required in CI but missing: {missing}")
+        pytest.skip(f"Apache Preflight not installed: {missing}")
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(pdf)
+    run = subprocess.run(
+        [
+            java,
+            f"-Dpdfbox.fontcache={tmp_path}",  # not in $HOME
+            "-cp",
+            ":".join(map(str, jars)),
+            "org.apache.pdfbox.preflight.Validator_A1b",
+            "xml",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    report = ET.fromstring(run.stdout)
+    assert report.tag == "preflight" and report.findtext("isValid") in ("true", "false"), run.stdout
+    return [(e.findtext("code") or "", e.findtext("details") or "") for e in report.iter("error")]
+
+
+def not_pdfa2_relaxed(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [
+        (code, text)
+        for code, text in errors
+        if not any(code == c and part in text for c, part in PDFA1_ONLY)
+    ]
+
+
+def test_apache_preflight_finds_nothing_but_pdfa1_rules_that_pdfa2_relaxed(
+    services, logins, passphrase, tmp_path
+):
+    pdf, _ = _issued(services, logins, passphrase)
+    reader = PdfFileReader(BytesIO(pdf))
+    end = pdf.index(b"%%EOF", reader.xrefs.get_startxref_for_revision(0)) + len(b"%%EOF\n")
+    # The zero-area exemption (19005-2 6.3.3) behind the 5.3.1 allowance: every annotation
+    # without an appearance has an empty Rect.
+    for page in reader.root["/Pages"]["/Kids"]:
+        for annot in page.get_object().get("/Annots", []):
+            annot = annot.get_object()
+            if "/AP" not in annot:
+                assert [float(x) for x in annot["/Rect"]] == [0, 0, 0, 0], annot
+
+    for name, doc in (("rendered", pdf[:end]), ("issued", pdf)):
+        errors = preflight(doc, tmp_path / name)
+        assert not not_pdfa2_relaxed(errors), (name, errors)
+        assert ("7.11.2", "Error on MetaData, part must be 1") in errors, (name, errors)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        (b"/FontFile2", b"/FontFileX", "3.1.3"),  # the fonts' programs not embedded
+        (b"/OutputIntents", b"/OutputIntentX", "2.4.3"),  # no output intent: device colour
+        (b"/DestOutputProfile", b"/DestOutputProfilX", "2.1.2"),  # an intent without profile
+    ],
+    ids=["font not embedded", "no output intent", "no ICC profile"],
+)
+def test_apache_preflight_catches_a_letter_that_is_not_pdfa(tmp_path, old, new, code):
+    """The validator is not blind: a rendered letter with a real PDF/A defect (a key renamed,
+    offsets unchanged) fails it."""
+    from engine.letters.render import markup_to_pdf
+
+    markup = "<letter><p>Surat <b>keterangan</b></p><qr/></letter>"
+    pdf = markup_to_pdf(markup, title="Uji", verify_url="https://desa.example/v/Xk3mP9qR")
+    assert not not_pdfa2_relaxed(preflight(pdf, tmp_path / "good"))
+    assert old in pdf and len(old) == len(new)
+    broken = not_pdfa2_relaxed(preflight(pdf.replace(old, new), tmp_path / "broken"))
+    assert code in {c for c, _ in broken}, broken

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fpdf import FPDF
-from fpdf.enums import DocumentCompliance, OutputIntentSubType
-from fpdf.output import PDFICCProfile
-from PIL import Image, ImageCms
+from PIL import Image
 
 from engine.errors import SuratDesaError
 from engine.letters.layout_emblem import (
@@ -75,35 +73,6 @@ def _num(el: ET.Element, name: str, default: float) -> float:
         raise TemplateMarkupError(f"<{el.tag} {name}={value!r}>: not a number") from None
 
 
-SRGB = "sRGB IEC61966-2.1"
-
-
-@lru_cache(maxsize=1)
-def _srgb_profile() -> bytes:
-    """An sRGB ICC profile, made by LittleCMS through Pillow (no file to ship or license)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def make_pdfa(pdf: FPDF) -> None:
-    """Make ``pdf`` a PDF/A-2b document (ISO 19005-2, level B): fpdf2's PDF/A mode, which
-    writes the XMP metadata (pdfaid:part 2, conformance B, dc:title, xmp:CreateDate,
-    pdf:Producer ...) and no document information dictionary to contradict it, plus an sRGB
-    output intent (/S /GTS_PDFA1 with the ICC profile as /DestOutputProfile), since pages draw
-    in DeviceRGB and DeviceGray. Fonts are embedded already (engine.letters.pdf_fonts) and fpdf2
-    writes the document /ID. The signature and the archival updates afterwards leave the
-    metadata untouched (engine.trust.signing._KeepMetaWriter)."""
-    # fpdf2 sets this from FPDF(enforce_compliance=...); the FPDF is made by render.py.
-    pdf._compliance = DocumentCompliance.PDFA_2B
-    pdf._set_min_pdf_version("1.7")
-    pdf.add_output_intent(
-        OutputIntentSubType.PDFA,
-        output_condition_identifier=SRGB,
-        registry_name="http://www.color.org",
-        dest_output_profile=PDFICCProfile(_srgb_profile(), n=3, alternate="DeviceRGB"),
-        info=SRGB,
-    )
-
-
 class _Layout:
     def __init__(
         self,
@@ -120,7 +89,6 @@ class _Layout:
         emblem: Emblem | None = None,
     ) -> None:
         self.pdf = pdf
-        make_pdfa(pdf)
         self.emblem = emblem
         self.footers = root.findall("footer")
         self.footer_h: float | None = None

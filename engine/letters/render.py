@@ -43,12 +43,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import UTC, date, time
 from functools import lru_cache
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import jinja2
 from fpdf import FPDF
+from fpdf.enums import DocumentCompliance, OutputIntentSubType
+from fpdf.output import PDFICCProfile
+from fpdf.util import builtin_srgb2014_bytes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.dates import format_jam, format_tanggal, nama_hari
@@ -160,6 +164,49 @@ def render_markup(
     )
 
 
+# --------------------------------------------------------------------------- PDF/A-2b
+
+SRGB = "sRGB IEC61966-2.1"
+# The XMP packet: fpdf2's properties, but its namespaces declared on rdf:Description, where Apache
+# Preflight's XMP parser looks for them (tests/test_pdfa.py; it cannot read fpdf2's own packet).
+_XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/">
+   <pdfaid:part>2</pdfaid:part>
+   <pdfaid:conformance>B</pdfaid:conformance>
+   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">{title}</rdf:li></rdf:Alt></dc:title>
+   <xmp:CreatorTool>{creator}</xmp:CreatorTool>
+   <xmp:CreateDate>{date}</xmp:CreateDate>
+   <xmp:ModifyDate>{date}</xmp:ModifyDate>
+   <xmp:MetadataDate>{date}</xmp:MetadataDate>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>"""
+
+
+def make_pdfa(pdf: FPDF) -> None:
+    """Make ``pdf`` a PDF/A-2b document (ISO 19005-2, level B). It is made with
+    ``FPDF(enforce_compliance=DocumentCompliance.PDFA_2B)`` (PDF 1.7, no document information
+    dictionary to contradict the XMP) and has its title and creator set. This adds the XMP
+    metadata (pdfaid:part 2, conformance B, dc:title, xmp dates) and an sRGB output intent
+    (/S /GTS_PDFA1; /DestOutputProfile the ICC's sRGB2014 profile that fpdf2 ships, ICC v2 and so
+    valid in PDF/A-1 and -2 alike), since pages draw in DeviceRGB and DeviceGray. Fonts are
+    embedded already (engine.letters.pdf_fonts) and fpdf2 writes the document /ID. The signature
+    and the archival updates afterwards leave the metadata untouched
+    (engine.trust.signing._KeepMetaWriter)."""
+    date = pdf.creation_date.astimezone(UTC).isoformat(timespec="seconds")
+    title, creator = (escape(getattr(pdf, k, None) or "") for k in ("title", "creator"))
+    pdf.set_xmp_metadata(_XMP.format(title=title, creator=creator, date=date))
+    pdf.add_output_intent(
+        OutputIntentSubType.PDFA,
+        output_condition_identifier=SRGB,
+        registry_name="http://www.color.org",
+        dest_output_profile=PDFICCProfile(builtin_srgb2014_bytes(), n=3, alternate="DeviceRGB"),
+        info=SRGB,
+    )
+
+
 # --------------------------------------------------------------------------- entry point
 
 _ENTITIES = {"&nbsp;": "&#160;", "&ndash;": "&#8211;", "&mdash;": "&#8212;"}
@@ -198,13 +245,14 @@ def markup_to_pdf(
         raise ValueError(f"paper must be one of {sorted(PAPERS)}, not {paper!r}")
     root = _parse(markup)
     size = PAPERS[paper]
-    pdf = FPDF(unit="mm", format=size)
+    pdf = FPDF(unit="mm", format=size, enforce_compliance=DocumentCompliance.PDFA_2B)
     pdf.set_auto_page_break(False)
     pdf.set_margins(0, 0, 0)
     pdf.set_title(title)
     pdf.set_lang("id")
     pdf.set_creator("Surat Desa")
     pdf.set_author("")
+    make_pdfa(pdf)
     layout = _Layout(
         pdf,
         size,

@@ -369,7 +369,7 @@ def _metadata(reason: str, location: str, field_name: str) -> signers.PdfSignatu
 class _KeepMetaWriter(IncrementalPdfFileWriter):
     """An incremental writer that leaves /Info and the XMP metadata as they are: pyHanko's
     ``_update_meta`` would stamp a new modification date and producer into both, and rewrite
-    a PDF/A letter's XMP packet (engine.letters.layout.make_pdfa) with its own serializer."""
+    a PDF/A letter's XMP packet (engine.letters.render.make_pdfa) with its own serializer."""
 
     def _update_meta(self) -> None:
         return None
