@@ -12,13 +12,14 @@ from engine.errors import (
     TooManyAttempts,
 )
 from engine.trust.signer_limit import SignerLocked, SignTooSoon
-from engine.trust.signing import SigningError, WrongPassphrase
+from engine.trust.signing import SigningError, TsaUnavailable, WrongPassphrase
 
 HTTP_STATUS: tuple[tuple[type[SuratDesaError], int], ...] = (
     (SignerLocked, 423),  # too many wrong passphrases: locked until the regency admin lifts it
     (SignTooSoon, 429),  # a try inside the wait after a wrong passphrase
     (TooManyAttempts, 429),  # citizen identification / status look-ups over their limit
     (WrongPassphrase, 403),
+    (TsaUnavailable, 503),  # the timestamp service did not answer: nothing issued, try later
     (InvalidInput, 422),
     (NotFound, 404),
     (Forbidden, 403),

@@ -33,7 +33,7 @@ from engine.requests.letter_requests import move_many
 from engine.requests.statemachine import ISSUED
 from engine.storage.db import read_only, transaction
 from engine.storage.models import Letter, LetterRequest
-from engine.trust.signing import LoadedSigner
+from engine.trust.signing import LoadedSigner, TsaUnavailable
 
 log = logging.getLogger("suratdesa.issuance")
 
@@ -79,6 +79,10 @@ def issue_group(
             group.results = {}
             redo = group.items
         for position, request_id, version in redo:  # losers of a race, one by one
+            down = _tsa_down(group)
+            if down is not None:  # not asked again for each letter: they wait, numbers free
+                group.results[position] = down
+                continue
             try:
                 group.results[position] = issuer.issue(
                     actor, request_id, version=version, signer=signer
@@ -132,6 +136,10 @@ def _make_all(issuer: Issuer, group: _Group, signer: LoadedSigner, pool: MakePoo
         numbered[position] = seq
     if pool is None:
         for position, seq in numbered.items():
+            down = _tsa_down(group)
+            if down is not None:
+                group.results[position] = down
+                continue
             try:
                 group.made[position] = issuer._make(group.drafts[position], seq, signer)
             except SuratDesaError as exc:
@@ -147,6 +155,12 @@ def _make_all(issuer: Issuer, group: _Group, signer: LoadedSigner, pool: MakePoo
             raise result  # a broken letter: the group is issued again one by one
         else:
             group.made[position] = issuer._finish(made, result)
+
+
+def _tsa_down(group: _Group) -> TsaUnavailable | None:
+    """The TSA's silence for a letter of this group, if any: the letters after it are not
+    made (each would wait for the TSA again); they fail with it and keep their numbers free."""
+    return next((r for r in group.results.values() if isinstance(r, TsaUnavailable)), None)
 
 
 def _store(issuer: Issuer, actor: Actor, group: _Group) -> tuple[dict[int, Outcome], set[int]]:

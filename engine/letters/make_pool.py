@@ -41,6 +41,7 @@ from engine.trust.signing import (
     KeySource,
     LoadedSigner,
     SigningError,
+    TsaUnavailable,
     make_timestamper,
     sign_letter,
 )
@@ -206,7 +207,14 @@ class MakePool:
         that dies raises BrokenProcessPool here (the caller redoes the group)."""
         der = None if archive is None else _to_der(archive)
         futures = [self._executor.submit(_child_produce, blank, der) for blank in blanks]
-        return [future.result() for future in futures]
+        results: list[Produced | BaseException] = []
+        for future in futures:
+            down = next((r for r in results if isinstance(r, TsaUnavailable)), None)
+            if down is not None and future.cancel():  # the TSA is silent: not asked again
+                results.append(down)
+            else:
+                results.append(future.result())
+        return results
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -51,7 +51,6 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation import DocumentSecurityStore
 
-from engine.aio import run_sync
 from engine.trust import pki
 from engine.trust.pki.ocsp import CertStatus
 from engine.trust.signing import (
@@ -60,6 +59,7 @@ from engine.trust.signing import (
     LoadedSigner,
     SigningError,
     _KeepMetaWriter,
+    run_with_tsa,
 )
 
 # Reuse one signer's validation data for this long (OCSP responses are valid for an hour).
@@ -165,7 +165,7 @@ def tsa_certificate(timestamper: TimeStamper, keys_dir: Path) -> x509.Certificat
     elsewhere (SURATDESA_TSA_URL), the signer of a token it gives us now."""
     if isinstance(timestamper, DevTimeStamper):
         return x509.load_der_x509_certificate(timestamper.tsa_cert.dump())
-    token = run_sync(timestamper.async_dummy_response(MD_ALGORITHM))
+    token = run_with_tsa(timestamper.async_dummy_response(MD_ALGORITHM))
     signed = token["content"]
     sid = signed["signer_infos"][0]["sid"]
     for choice in signed["certificates"]:
@@ -247,7 +247,7 @@ def extend_letter(
 ) -> bytes:
     """``certified`` (a freshly certified letter, B-T) plus one update with the DSS and a
     document timestamp: B-LTA. ``number`` names the timestamp field."""
-    return run_sync(_archive_revision(certified, data, timestamper, f"{FIELD_PREFIX}{number}"))
+    return run_with_tsa(_archive_revision(certified, data, timestamper, f"{FIELD_PREFIX}{number}"))
 
 
 def document_timestamp_count(pdf: bytes) -> int:
@@ -258,7 +258,7 @@ def document_timestamp_count(pdf: bytes) -> int:
 def refresh_pdf(pdf: bytes, data: ArchiveData, timestamper: TimeStamper) -> bytes:
     """A stored letter plus a new DSS update and a fresh document timestamp (B-LTA renewal)."""
     number = document_timestamp_count(pdf) + 1
-    return run_sync(_archive_revision(pdf, data, timestamper, f"{FIELD_PREFIX}{number}"))
+    return run_with_tsa(_archive_revision(pdf, data, timestamper, f"{FIELD_PREFIX}{number}"))
 
 
 __all__ = [

@@ -46,7 +46,7 @@ from pyhanko.sign import fields, general, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import DummyTimeStamper, HTTPTimeStamper, TimeStamper
-from pyhanko.sign.timestamps.common_utils import dummy_digest
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError, dummy_digest
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
@@ -71,6 +71,26 @@ class WrongPassphrase(SigningError):
 
 class SignerCertificateExpired(SigningError):
     pass
+
+
+class TsaUnavailable(SigningError):
+    """The timestamp service did not answer. Nothing is signed with a time of our own making:
+    the letter is not issued and its number stays free (a batch waits, resumable)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "Layanan cap waktu (TSA) tidak menjawab: surat belum diterbitkan dan tidak ada "
+            "nomor yang terpakai. Coba lagi setelah layanan cap waktu pulih."
+        )
+
+
+def run_with_tsa(coro):
+    """``run_sync`` for work that asks the TSA: its failure to answer is TsaUnavailable."""
+    try:
+        return run_sync(coro)
+    except (TimestampRequestError, TimeoutError, OSError) as e:
+        raise TsaUnavailable() from e
 
 
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -402,17 +422,17 @@ def sign_letter(
     meta = _metadata(reason, location, field_name)
     reserved = signer._reserve.get(timestamper)
     if reserved is None:
-        size = _run(_measure_cms_size(signer, timestamper))
+        size = run_with_tsa(_measure_cms_size(signer, timestamper))
         reserved = 2 * (size + RESERVE_SLACK)  # hex-encoded in the file
         signer._reserve[timestamper] = reserved
     try:
-        return _run(_sign(pdf, signer, timestamper, meta, reserved))
+        return run_with_tsa(_sign(pdf, signer, timestamper, meta, reserved))
     except PyHankoSigningError as e:
         if "larger than expected" not in str(e):
             raise
         # A TSA answered with a bigger token than before: let pyHanko estimate, and remember.
         signer._reserve.pop(timestamper, None)
-        return _run(_sign(pdf, signer, timestamper, meta, None))
+        return run_with_tsa(_sign(pdf, signer, timestamper, meta, None))
 
 
 def baseline_sign(
@@ -463,6 +483,7 @@ __all__ = [
     "LoadedSigner",
     "SignerCertificateExpired",
     "SigningError",
+    "TsaUnavailable",
     "WrongPassphrase",
     "baseline_sign",
     "load_signer",
