@@ -20,6 +20,7 @@ from engine.trust.signing import make_timestamper
 from engine.trust.verification import VALID
 from suratdesa.web import create_app
 from tests.letters import GROGOL, Staff
+from tests.notify_peers import wait_for
 from tests.test_issuance import sequences
 
 
@@ -107,3 +108,37 @@ def test_no_letter_without_the_tsa_and_the_same_request_signs_when_it_is_back(
     pdf = staff.get("operator.grogol", r.json()["letter"]["pdf_url"]).content
     assert r.json()["letter"]["number"].split("/")[1] == "001"
     assert verify_letter(pdf, services.factory, settings.keys_dir).status == VALID
+
+
+def test_a_batch_waits_for_the_tsa_and_resumes_exactly_the_rest(settings, logins, passphrase, tsa):
+    """The TSA stops answering after the first group of a 20-letter batch: that group is
+    stored, the other letters stay pending (not failed), the batch shows as interrupted, and
+    once the TSA answers again the passphrase issues exactly the rest, numbers gapless."""
+    from engine.jobs import batch_runs
+    from engine.services import Services
+    from tests.test_issuance import actor, ready_to_sign
+    from tests.test_jobs_batches import _check_consistent, _items
+
+    services = Services.from_settings(replace(settings, tsa_url=tsa.url))
+    pairs = ready_to_sign(services, logins, GROGOL, "grogol", 20)
+    head = actor(services, "head.grogol")
+    owner = batch_runs.new_owner("test")
+    batch_id = batch_runs.start(services.issuer, head, pairs, owner, lease_seconds=1)
+    signer = services.issuer.unlock(head, passphrase)
+    services.issuer.before_store = lambda: tsa.stop()  # after the first group is made
+    batch_runs.run(services.issuer, head, batch_id, signer, owner, lease_seconds=1)
+    services.issuer.before_store = None
+    assert _check_consistent(services, batch_id, pairs) == 8  # the first group only
+    assert {i.status for i in _items(services, batch_id)} == {"done", "pending"}
+    # The lease (1 s) runs out: the batch shows as interrupted.
+    wait_for(
+        lambda: batch_runs.state(services.issuer, head, batch_id, lease_seconds=1).interrupted,
+        timeout=30,
+        what="the batch interrupted",
+    )
+    assert batch_runs.state(services.issuer, head, batch_id, lease_seconds=1).pending == 12
+
+    tsa.start()
+    signer = batch_runs.resume(services.issuer, head, batch_id, passphrase, "again")
+    batch_runs.run(services.issuer, head, batch_id, signer, "again")
+    assert _check_consistent(services, batch_id, pairs) == 20

@@ -44,7 +44,7 @@ from engine.requests import batches
 from engine.storage.db import read_only, transaction
 from engine.storage.models import Letter, LetterRequest, SignBatch, SignBatchItem, User
 from engine.timeutil import now_utc
-from engine.trust.signing import LoadedSigner
+from engine.trust.signing import LoadedSigner, TsaUnavailable
 
 log = logging.getLogger("suratdesa.jobs")
 
@@ -52,6 +52,9 @@ LEASE_SECONDS = 30.0  # a run renews its lease every third of this
 
 # Errors that mean "the database went away", not "this letter is wrong": the item stays pending.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+# What a letter waits out instead of failing: those, and a timestamp service that does not
+# answer (no letter is issued with a time of our own making; engine.trust.signing).
+WAITS = (*TRANSIENT, TsaUnavailable)
 
 
 class LeaseLost(Exception):
@@ -237,7 +240,7 @@ def _run_pending(
             _hold(session, batch_id, owner)
             transient = False
             for position, outcome in done:
-                if isinstance(outcome, TRANSIENT):
+                if isinstance(outcome, WAITS):
                     transient = True  # stays pending: the letter is issued when resumed
                     continue
                 values = batches.item_values(outcome)
@@ -250,7 +253,7 @@ def _run_pending(
                     .values(**values)
                 )
         if transient:
-            raise Interrupted(f"batch {batch_id}: database error while issuing")
+            raise Interrupted(f"batch {batch_id}: database or TSA unavailable while issuing")
 
     pairs = [(rid, version) for _, rid, version in items]
     if processes > 1 and signer.source is not None and len(items) > GROUP_SIZE:
