@@ -55,7 +55,10 @@ class DbTemplate:
 
 
 def _admin_engine(url: str):
-    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    # pre-ping: a test restarts PostgreSQL for real (tests/test_worker_faults.py)
+    return create_engine(
+        make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
 
 
 def _dispose(url: str) -> None:

@@ -32,6 +32,7 @@ from datetime import timedelta
 import psycopg
 from procrastinate import App, Blueprint, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.tasks import configure_task
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.engine import make_url
@@ -111,11 +112,17 @@ def conninfo(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_app(database_url: str) -> App:
-    connector = PsycopgConnector(
+def _connector(database_url: str) -> PsycopgConnector:
+    return PsycopgConnector(
         conninfo=conninfo(database_url), kwargs={"options": f"-c search_path={SCHEMA}"}
     )
-    app = App(connector=connector)
+
+
+def make_app(database_url: str) -> App:
+    """The worker's app, with our tasks. Once per process: registering the module's blueprint
+    again renames its (shared) tasks ``sd:sd:…`` and binds them to the newer app, so the web
+    side defers with an app of its own that has no tasks (``hand_to_worker``)."""
+    app = App(connector=_connector(database_url))
     app.add_tasks_from(tasks, namespace=NAMESPACE)
     return app
 
@@ -211,11 +218,18 @@ def interrupted_hsm_batches(session: Session, *, lease_seconds: float) -> list[i
 
 
 def defer_batch(app: App, batch_id: int) -> bool:
-    """Queue ``sd:sign.batch`` for a batch (at most one waiting per batch)."""
+    """Queue ``sd:sign.batch`` for a batch (at most one waiting per batch). By name, queue and
+    lock on this app's own connection, whatever tasks it has: ``app.configure_task`` with a name
+    the app does not know would queue it on the "default" queue that no worker takes, where it
+    would also hold the batch's queueing lock and so keep the resume pass from queueing it."""
+    deferrer = configure_task(
+        name=f"{NAMESPACE}:sign.batch",
+        job_manager=app.job_manager,
+        queue=SIGN_QUEUE,
+        queueing_lock=f"batch-{batch_id}",
+    )
     try:
-        app.configure_task(f"{NAMESPACE}:sign.batch", queueing_lock=f"batch-{batch_id}").defer(
-            batch_id=batch_id
-        )
+        deferrer.defer(batch_id=batch_id)
     except AlreadyEnqueued:
         return False
     return True
@@ -303,7 +317,7 @@ def hand_to_worker(services: Services, actor: Actor, requests, *, hsm: bool) -> 
             return None
     batch_id = batches.start(services.issuer, actor, requests)
     batch_runs.claim(services.factory, batch_id, queued(batch_id), batch_runs.LEASE_SECONDS)
-    app = make_app(services.settings.database_url)
+    app = App(connector=_connector(services.settings.database_url))  # defers only: no tasks
     with app.open():
         defer_batch(app, batch_id)
     return batch_id
