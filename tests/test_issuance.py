@@ -123,9 +123,9 @@ def test_a_crash_mid_issue_leaves_no_letter_and_no_burned_number(
         raise RuntimeError(f"simulated failure in {stage}")
 
     if stage == "render":
-        monkeypatch.setattr("engine.letters.issuance.render_letter", boom)
+        monkeypatch.setattr("engine.letters.make_pool.render_letter", boom)
     elif stage == "sign":
-        monkeypatch.setattr("engine.letters.issuance.sign_letter", boom)
+        monkeypatch.setattr("engine.letters.make_pool.sign_letter", boom)
     else:
         services.issuer.before_store = boom
     with pytest.raises(RuntimeError, match="simulated"):
