@@ -1,7 +1,7 @@
-"""Part of bench/sign.py: one head's 50-letter batch, timed as the head waits for it (the key
-unlocked with the passphrase, then ``batch_runs.run``: number, render, sign, timestamp, the
-archival update, one write per group), in four variants taking turns in each run, so that load
-on the machine falls on all of them alike:
+"""Part of bench/sign.py: one head's 50-letter batch (``--batch-size``), timed as the head
+waits for it (the key unlocked with the passphrase, then ``batch_runs.run``: number, render,
+sign, timestamp, the archival update, one write per group), in four variants taking turns in
+each run, so that load on the machine falls on all of them alike:
 
 - PAdES B-LTA (what is issued) and B-T (the archival update left out: ``Issuer.archival``),
 - on two signing processes (engine.letters.make_pool, what ``suratdesa worker`` does on a
@@ -31,8 +31,8 @@ VARIANTS = (("B-LTA", 2), ("B-LTA", 1), ("B-T", 2), ("B-T", 1))
 TARGET_SECONDS = 5.0
 
 
-def requests_needed(runs: int) -> int:
-    return (runs * len(VARIANTS) + 1) * SIZE  # +1: the untimed warm-up batch
+def requests_needed(runs: int, size: int = SIZE) -> int:
+    return (runs * len(VARIANTS) + 1) * size  # +1: the untimed warm-up batch
 
 
 def _batch(services: Services, head: Actor, jobs: list, processes: int) -> float:
@@ -52,7 +52,7 @@ def _batch(services: Services, head: Actor, jobs: list, processes: int) -> float
     return seconds
 
 
-def measure(settings: Settings, village: str, jobs: list, runs: int) -> dict:
+def measure(settings: Settings, village: str, jobs: list, runs: int, size: int = SIZE) -> dict:
     """{(level, processes): [seconds per run]} over ``runs`` rounds of the four variants."""
     services = Services.from_settings(settings)
     with transaction(services.factory) as session:
@@ -60,7 +60,7 @@ def measure(settings: Settings, village: str, jobs: list, runs: int) -> dict:
             session.scalar(select(User).where(User.village_code == village, User.role == "head"))
         )
     prepare_fonts()
-    chunks = [jobs[i : i + SIZE] for i in range(0, requests_needed(runs), SIZE)]
+    chunks = [jobs[i : i + size] for i in range(0, requests_needed(runs, size), size)]
     _batch(services, head, chunks.pop(0), 2)  # warm-up: templates, fonts, the fork server
     found: dict[tuple[str, int], list[float]] = {v: [] for v in VARIANTS}
     try:
@@ -73,18 +73,18 @@ def measure(settings: Settings, village: str, jobs: list, runs: int) -> dict:
     return found
 
 
-def report(found: dict) -> None:
+def report(found: dict, size: int = SIZE) -> None:
     median = {v: statistics.median(s) for v, s in found.items()}
     runs = len(next(iter(found.values())))
     print(
-        f"one head's {SIZE}-letter batch, passphrase to last letter stored, median of {runs} "
+        f"one head's {size}-letter batch, passphrase to last letter stored, median of {runs} "
         f"runs (target at B-LTA on 2 cores: under {TARGET_SECONDS:.0f} s):"
     )
     for (level, processes), seconds in found.items():
         each = ", ".join(f"{s:.2f}" for s in seconds)
         print(
             f"  {level:5} {processes} signing process(es): {median[(level, processes)]:5.2f} s "
-            f"({SIZE / median[(level, processes)]:5.1f} letters/s; runs: {each})"
+            f"({size / median[(level, processes)]:5.1f} letters/s; runs: {each})"
         )
     for level in ("B-LTA", "B-T"):
         print(

@@ -402,6 +402,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, choices=range(1, len(DEMO_VILLAGES) + 1))
     parser.add_argument("--baseline-letters", type=int, default=30)
+    parser.add_argument(
+        "--batch-size", type=int, default=one_batch.SIZE, help="letters in the one-batch part"
+    )
     parser.add_argument("--stock-letters", type=int, default=5)
     parser.add_argument("--database-url", help="PostgreSQL server to use (default: SQLite)")
     args = parser.parse_args()
@@ -425,7 +428,7 @@ def main() -> None:
         counts = {v: 2 * per_run * args.runs for v in villages}
         # The one-batch part signs after the others, with its own requests of one village.
         batch_village = DEMO_VILLAGES[0]
-        extra = one_batch.requests_needed(args.runs)
+        extra = one_batch.requests_needed(args.runs, args.batch_size)
         counts[batch_village] = counts.get(batch_village, 0) + extra
         work = prepare(settings, counts)
         batch_jobs = work[batch_village][-extra:]
@@ -433,7 +436,9 @@ def main() -> None:
         runs = end_to_end(settings, villages, work, args.runs, per_run)
         load_after = os.getloadavg()[0]
         found = baselines(settings, args.baseline_letters, args.stock_letters)
-        found["batch"] = one_batch.measure(settings, batch_village, batch_jobs, args.runs)
+        found["batch"] = one_batch.measure(
+            settings, batch_village, batch_jobs, args.runs, args.batch_size
+        )
         load_end = os.getloadavg()[0]
     finally:
         if scratch:
@@ -442,7 +447,7 @@ def main() -> None:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
     db = "PostgreSQL" if scratch else "SQLite"
     report(args, db, runs, found, (f"{load_before:.2f}", f"{load_after:.2f}"))
-    one_batch.report(found["batch"])
+    one_batch.report(found["batch"], args.batch_size)
     print(f"load average at the end: {load_end:.2f}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from engine.errors import Conflict, SuratDesaError
 from engine.letters import numbering
 from engine.letters.issuance import SIGN, Issuer, Stages, _Draft, _Made, apply_effects
-from engine.letters.make_pool import MakePool
+from engine.letters.make_pool import Blank, MakePool
 from engine.letters.revocation import mark_replaced
 from engine.letters.signer_check import SignerRevoked, check_not_revoked
 from engine.people.users import Actor
@@ -50,6 +51,12 @@ class _Group:
     results: dict[int, Outcome] = field(default_factory=dict)
     drafts: dict[int, _Draft] = field(default_factory=dict)
     made: dict[int, _Made] = field(default_factory=dict)
+    numbered: dict[int, int] = field(default_factory=dict)  # position -> the number it prints
+    read: float = 0.0  # seconds per letter to draft
+    begun: bool = False  # drafting it was tried
+    ready: bool = False  # drafted and numbered (and, with a pool, handed to it)
+    blanks: dict[int, tuple[_Made, Blank]] = field(default_factory=dict)
+    futures: list[Future] = field(default_factory=list)
 
 
 def issue_group(
@@ -64,50 +71,110 @@ def issue_group(
 ) -> list[Outcome]:
     """Issue (request id, version) pairs in groups of ``size``; one outcome per pair, a Letter
     or the exception that stopped it (an engine error, or anything else for a broken letter).
-    With ``pool``, each group's letters are rendered and signed on the pool's processes."""
+
+    With ``pool``, each group's letters are rendered and signed on the pool's processes, and
+    the run works meanwhile: it drafts and numbers the next group and hands it to the pool
+    before it stores this one. The next group's numbers then run on from this group's (they
+    are not stored yet); if this group's write does not store exactly what it numbered (a
+    loser, a failed letter), the next group's letters lose the race in its own write and are
+    issued one by one, and the rest of the batch goes group after group again."""
     outcomes: dict[int, Outcome] = {}
     positions = [(p, rid, ver) for p, (rid, ver) in enumerate(items)]
-    for start in range(0, len(positions), size):
-        group = _Group(positions[start : start + size])
-        try:
-            redo = _issue_once(issuer, actor, group, signer, pool)
-        except BrokenProcessPool:  # a child died: this group one by one, the rest made here
-            log.warning("a signing process died; the batch goes on in this process")
-            pool, group.results, redo = None, {}, group.items
-        except Exception:  # the group as a whole failed: each letter is issued on its own
-            log.exception("group write failed; issuing its letters one by one")
-            group.results = {}
-            redo = group.items
-        for position, request_id, version in redo:  # losers of a race, one by one
-            down = _tsa_down(group)
-            if down is not None:  # not asked again for each letter: they wait, numbers free
-                group.results[position] = down
-                continue
-            try:
-                group.results[position] = issuer.issue(
-                    actor, request_id, version=version, signer=signer
-                )
-            except Exception as exc:  # noqa: BLE001 - reported per letter
-                group.results[position] = exc
-        outcomes.update(group.results)
-        if on_done is not None:
-            on_done(sorted(group.results.items()))
+    groups = [_Group(positions[i : i + size]) for i in range(0, len(positions), size)]
+    ahead: dict[numbering.Register, int] | None = {} if pool is not None else None
+    in_hand: _Group | None = None
+    for group in [*groups, None]:
+        if group is not None and (ahead is not None or in_hand is None):
+            _begin(issuer, actor, group, signer, pool, ahead)
+        if in_hand is not None:
+            pool, clean = _finish(issuer, actor, in_hand, signer, pool)
+            outcomes.update(in_hand.results)
+            if on_done is not None:
+                on_done(sorted(in_hand.results.items()))
+            if not clean or pool is None:
+                ahead = None  # from now on each group is numbered after the last is stored
+        if group is not None and not group.begun and ahead is None:
+            _begin(issuer, actor, group, signer, pool, None)
+        in_hand = group
     return [outcomes[p] for p, _, _ in positions]
 
 
-def _issue_once(
+def _begin(
+    issuer: Issuer,
+    actor: Actor,
+    group: _Group,
+    signer: LoadedSigner,
+    pool: MakePool | None,
+    ahead: dict[numbering.Register, int] | None,
+) -> None:
+    """Draft and number the group (per register: the number each would get now, or after
+    the numbers of the group still in hand, ``ahead``); with a pool, hand it over. A failure
+    here leaves the group not ready: it is issued one letter at a time."""
+    group.begun = True
+    try:
+        t0 = time.perf_counter()
+        with read_only(issuer.factory) as session:
+            for position, request_id, version in group.items:
+                try:
+                    group.drafts[position] = issuer._draft(
+                        actor, request_id, version, session=session
+                    )
+                except SuratDesaError as exc:
+                    group.results[position] = exc
+        group.read = (time.perf_counter() - t0) / len(group.items)
+        next_seq = ahead if ahead is not None else {}
+        for position, draft in group.drafts.items():
+            seq = max(draft.seq, next_seq.get(draft.register, 0))
+            next_seq[draft.register] = seq + 1
+            group.numbered[position] = seq
+        if pool is not None:
+            group.blanks = {
+                p: issuer._blank(group.drafts[p], seq, signer) for p, seq in group.numbered.items()
+            }
+            blanks = [blank for _, blank in group.blanks.values()]
+            group.futures = pool.submit(blanks, issuer._archive(signer))
+        group.ready = True
+    except Exception:  # noqa: BLE001 - the group is issued one letter at a time instead
+        log.exception("could not start a group; issuing its letters one by one")
+
+
+def _finish(
     issuer: Issuer, actor: Actor, group: _Group, signer: LoadedSigner, pool: MakePool | None
-) -> list[tuple[int, int, int]]:
-    """Draft, make and store the group; returns the items to issue again on their own."""
-    t0 = time.perf_counter()
-    with read_only(issuer.factory) as session:
-        for position, request_id, version in group.items:
-            try:
-                group.drafts[position] = issuer._draft(actor, request_id, version, session=session)
-            except SuratDesaError as exc:
-                group.results[position] = exc
-    read = (time.perf_counter() - t0) / len(group.items)
-    _make_all(issuer, group, signer, pool)
+) -> tuple[MakePool | None, bool]:
+    """Make (or collect) and store the group, then issue its losers one by one. Returns the
+    pool (None once a child died) and whether the write stored exactly what was numbered."""
+    redo = group.items
+    if group.ready:
+        try:
+            _make_all(issuer, group, signer, pool)
+            redo = _store_group(issuer, actor, group)
+        except BrokenProcessPool:  # a child died: this group one by one, the rest made here
+            log.warning("a signing process died; the batch goes on in this process")
+            pool, group.results = None, {}
+        except Exception:  # the group as a whole failed: each letter is issued on its own
+            log.exception("group write failed; issuing its letters one by one")
+            group.results = {}
+    clean = (
+        group.ready
+        and not redo
+        and all(isinstance(group.results.get(p), Letter) for p in group.numbered)
+    )
+    for position, request_id, version in redo:  # losers of a race, one by one
+        down = _tsa_down(group)
+        if down is not None:  # not asked again for each letter: they wait, numbers free
+            group.results[position] = down
+            continue
+        try:
+            group.results[position] = issuer.issue(
+                actor, request_id, version=version, signer=signer
+            )
+        except Exception as exc:  # noqa: BLE001 - reported per letter
+            group.results[position] = exc
+    return pool, clean
+
+
+def _store_group(issuer: Issuer, actor: Actor, group: _Group) -> list[tuple[int, int, int]]:
+    """Store the made letters in one write; returns the items to issue again on their own."""
     if issuer.before_store is not None:
         issuer.before_store()
     if not group.made:
@@ -120,22 +187,16 @@ def _issue_once(
     if issuer.stage_log is not None:
         for position in letters:
             made = group.made[position]
-            issuer.stage_log.append(Stages(read, made.render, made.sign, write, made.maker))
+            issuer.stage_log.append(Stages(group.read, made.render, made.sign, write, made.maker))
     return [item for item in group.items if item[0] in losers]
 
 
 def _make_all(issuer: Issuer, group: _Group, signer: LoadedSigner, pool: MakePool | None) -> None:
-    """Number the group's drafts (per register, from the number each would get now) and make
-    them, here or on the pool. A letter that fails keeps its number free: the letters after it
-    in its register lose the race in ``_store`` and are redone one by one."""
-    next_seq: dict[numbering.Register, int] = {}
-    numbered: dict[int, int] = {}
-    for position, draft in group.drafts.items():
-        seq = next_seq.setdefault(draft.register, draft.seq)
-        next_seq[draft.register] = seq + 1
-        numbered[position] = seq
-    if pool is None:
-        for position, seq in numbered.items():
+    """Make the group's numbered letters here, or collect them from the pool. A letter that
+    fails keeps its number free: the letters after it in its register lose the race in
+    ``_store`` and are redone one by one."""
+    if pool is None or not group.futures:
+        for position, seq in group.numbered.items():
             down = _tsa_down(group)
             if down is not None:
                 group.results[position] = down
@@ -145,10 +206,8 @@ def _make_all(issuer: Issuer, group: _Group, signer: LoadedSigner, pool: MakePoo
             except SuratDesaError as exc:
                 group.results[position] = exc
         return
-    blanks = {p: issuer._blank(group.drafts[p], seq, signer) for p, seq in numbered.items()}
-    archive = issuer._archive(signer)
-    produced = pool.produce_many([blank for _, blank in blanks.values()], archive)
-    for (position, (made, _)), result in zip(blanks.items(), produced, strict=True):
+    produced = pool.collect(group.futures)
+    for (position, (made, _)), result in zip(group.blanks.items(), produced, strict=True):
         if isinstance(result, SuratDesaError):
             group.results[position] = result
         elif isinstance(result, BaseException):

@@ -24,7 +24,7 @@ import pickle
 import select
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -200,13 +200,15 @@ class MakePool:
             initargs=(os.getpid(), dict(os.environ), keys_dir, tsa_url, source),
         )
 
-    def produce_many(
-        self, blanks: list[Blank], archive: lta.ArchiveData | None
-    ) -> list[Produced | BaseException]:
+    def submit(self, blanks: list[Blank], archive: lta.ArchiveData | None) -> list[Future]:
+        """Start making ``blanks`` on the children; ``collect`` gives the results."""
+        der = None if archive is None else _to_der(archive)
+        return [self._executor.submit(_child_produce, blank, der) for blank in blanks]
+
+    @staticmethod
+    def collect(futures: list[Future]) -> list[Produced | BaseException]:
         """One result per blank, in order: the letter, or the error that stopped it. A child
         that dies raises BrokenProcessPool here (the caller redoes the group)."""
-        der = None if archive is None else _to_der(archive)
-        futures = [self._executor.submit(_child_produce, blank, der) for blank in blanks]
         results: list[Produced | BaseException] = []
         for future in futures:
             down = next((r for r in results if isinstance(r, TsaUnavailable)), None)
@@ -215,6 +217,11 @@ class MakePool:
             else:
                 results.append(future.result())
         return results
+
+    def produce_many(
+        self, blanks: list[Blank], archive: lta.ArchiveData | None
+    ) -> list[Produced | BaseException]:
+        return self.collect(self.submit(blanks, archive))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
