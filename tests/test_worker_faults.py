@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from engine.config import PROJECT_ROOT
@@ -33,7 +33,7 @@ from tests.notify_peers import wait_for
 from tests.softhsm import MODULE, PIN
 from tests.test_hsm_issuance import TOKEN, hsm_services, hsm_settings, token  # noqa: F401
 from tests.test_issuance import ready_to_sign, sequences
-from tests.test_jobs_queue import _stop
+from tests.test_jobs_queue import _done, _stop
 from tests.test_staff_app import csrf_of, sign_in
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="the job queue runs on PostgreSQL only")
@@ -117,15 +117,6 @@ def _tolerant(read):
             return None
 
     return attempt
-
-
-def _done(services, batch_id: int) -> int:
-    with transaction(services.factory) as session:
-        return session.scalar(
-            select(func.count())
-            .select_from(SignBatchItem)
-            .where(SignBatchItem.batch_id == batch_id, SignBatchItem.status == "done")
-        )
 
 
 def _finished(services, batch_id: int) -> bool:

@@ -218,11 +218,6 @@ class MakePool:
                 results.append(future.result())
         return results
 
-    def produce_many(
-        self, blanks: list[Blank], archive: lta.ArchiveData | None
-    ) -> list[Produced | BaseException]:
-        return self.collect(self.submit(blanks, archive))
-
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
